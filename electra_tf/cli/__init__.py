@@ -1,0 +1,1 @@
+"""Command-line entry points: absl flag definitions that parse, validate and call into electra_tf."""

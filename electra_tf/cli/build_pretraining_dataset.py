@@ -1,0 +1,60 @@
+"""``build_pretraining_dataset.py``: turn a folder of plain-text files into sharded TFRecords.
+
+Input format: UTF-8 text, one sentence or paragraph per line, a blank line between documents.
+Output: ``OUTPUT_DIR/train/*.tfrecord``, ``OUTPUT_DIR/eval/*.tfrecord`` (Google's schema) and
+``OUTPUT_DIR/dataset_info.json``, which training reads to check the vocab and sequence length.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from electra_tf import DEFAULT_VOCAB_FILE
+from electra_tf.cli.common import run_main
+
+flags.DEFINE_string(
+    "corpus-dir", None, "Folder of corpus files (searched recursively for --file-pattern).", required=True
+)
+flags.DEFINE_string("output-dir", "pretraining_data", "Where the shards and dataset_info.json are written.")
+flags.DEFINE_string("vocab-file", str(DEFAULT_VOCAB_FILE), "WordPiece vocab.txt. Default: the Spanish vocab in vocab/.")
+flags.DEFINE_integer("max-seq-length", 128, "Tokens per example, including [CLS] and [SEP].")
+flags.DEFINE_integer("num-processes", os.cpu_count() or 1, "Worker processes (default: all cores).")
+flags.DEFINE_integer(
+    "num-shards",
+    None,
+    "Training shards to write. Default: by corpus size (about 64 MB of input text per shard).",
+)
+flags.DEFINE_boolean("do-lower-case", True, "Lower-case the text (use --nodo-lower-case for a cased vocab).")
+flags.DEFINE_boolean(
+    "strip-accents",
+    None,
+    "Strip accents. Default: the same as --do-lower-case (Google's behaviour: accents are stripped only "
+    "when lower-casing). --strip-accents with --nodo-lower-case is refused (Hugging Face cannot reproduce it).",
+)
+flags.DEFINE_boolean(
+    "blanks-separate-docs",
+    True,
+    "Blank lines end a document. --noblanks-separate-docs makes each file one document (blank lines skipped).",
+)
+flags.DEFINE_string("file-pattern", "*.txt,*.txt.gz,*.txt.bz2", "Comma-separated glob(s) of corpus file names.")
+flags.DEFINE_integer("seed", 12345, "Random seed: the same corpus, flags and seed give byte-identical shards.")
+flags.DEFINE_float("eval-fraction", 0.01, "Fraction of documents held out for evaluation (by document).")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing, different dataset in --output-dir.")
+flags.DEFINE_boolean("strict", False, "Fail on invalid UTF-8 instead of replacing and counting it.")
+
+
+def main() -> None:
+    from electra_tf.data.builder import build_from_flags
+
+    build_from_flags()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,131 @@
+"""``run_pretraining.py``: train an ELECTRA generator and discriminator jointly.
+
+The flags choose a size preset and the run; ``--hparams`` takes any Google hyperparameter. A flag
+that is given wins over the same value in ``--hparams``, which wins over the preset. Re-running the
+same command resumes from the newest checkpoint in ``--model-dir``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from absl import flags
+
+from electra_tf.cli.common import flag, run_main
+from electra_tf.config import MODEL_SIZES, OPTIMIZERS, PRECISIONS, PretrainingConfig, parse_hparams
+
+flags.DEFINE_enum("model-size", "small", list(MODEL_SIZES), "Size preset (ELECTRA paper Table 6).")
+flags.DEFINE_string(
+    "data-dir",
+    None,
+    "Output directory of build_pretraining_dataset.py (holds dataset_info.json, train/ and eval/ shards).",
+)
+flags.DEFINE_string(
+    "pretrain-tfrecords",
+    None,
+    "Comma-separated glob(s) of training TFRecords, for data not made by our builder (e.g. Google's). "
+    "Default: the train shards listed in DATA_DIR/dataset_info.json.",
+)
+flags.DEFINE_string(
+    "eval-tfrecords",
+    None,
+    "Comma-separated glob(s) of held-out TFRecords for --do-eval. Default: the eval shards of --data-dir.",
+)
+flags.DEFINE_string("model-dir", None, "Directory for config.json, checkpoints, TensorBoard logs and eval results.")
+flags.DEFINE_string(
+    "hparams",
+    "{}",
+    "Hyperparameter overrides: a JSON object or the path of a JSON file, with Google's names "
+    '(e.g. \'{"mask_prob": 0.25, "model_hparam_overrides": {"num_hidden_layers": 6}}\').',
+)
+flags.DEFINE_enum(
+    "precision",
+    None,
+    list(PRECISIONS),
+    "Numeric policy. mixed_float16 for V100-class GPUs (with loss scaling), mixed_bfloat16 for A100/H100/TPU. "
+    "Default: float32.",
+)
+flags.DEFINE_boolean("jit-compile", None, "Compile the training step with XLA. Default: on.")
+flags.DEFINE_integer("num-train-steps", None, "Total optimizer steps of the run (the LR decays to 0 at this step).")
+flags.DEFINE_integer("num-warmup-steps", None, "Linear warmup steps. Default: 10000.")
+flags.DEFINE_integer(
+    "train-batch-size", None, "Global batch per optimizer step, across all replicas and accumulation steps."
+)
+flags.DEFINE_integer("eval-batch-size", None, "Global batch for evaluation. Default: 128.")
+flags.DEFINE_float("learning-rate", None, "Peak learning rate. Default: the preset's (5e-4 small, 2e-4 base/large).")
+flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "adamw (Google's Adam) or lamb for very large batches.")
+flags.DEFINE_integer(
+    "gradient-accumulation-steps",
+    None,
+    "Split each global batch into this many micro-batches and apply one update (reach a large batch on a small GPU).",
+)
+flags.DEFINE_integer("save-checkpoints-steps", None, "Write a checkpoint every this many steps. Default: 1000.")
+flags.DEFINE_integer("keep-checkpoint-max", None, "Keep this many newest checkpoints. Default: 5.")
+flags.DEFINE_integer("log-every-steps", None, "Write TensorBoard scalars every this many steps. Default: 100.")
+flags.DEFINE_integer(
+    "steps-per-execution",
+    None,
+    "Training steps run per compiled call (fewer Python round trips). Default: 1.",
+)
+flags.DEFINE_boolean("do-train", True, "Train (resuming from the newest checkpoint in --model-dir if any).")
+flags.DEFINE_boolean("do-eval", False, "After training, evaluate on the held-out shards and write eval_results.json.")
+flags.DEFINE_integer("num-eval-steps", None, "Evaluation batches. Default: 100.")
+flags.DEFINE_integer("seed", None, "Random seed for initialisation, masking, sampling and data order. Default: 1234.")
+flags.DEFINE_string(
+    "init-checkpoint",
+    None,
+    "Start from existing weights: a Hugging Face export (directory with discriminator/ and generator/, or one "
+    "discriminator directory) or a Google TF1 checkpoint. Optimizer state starts fresh, with a new warmup.",
+)
+flags.DEFINE_enum(
+    "strategy",
+    "auto",
+    ["auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+    "tf.distribute strategy. auto: mirrored when several GPUs are visible, else one_device. "
+    "multi_worker_mirrored reads the cluster from TF_CONFIG.",
+)
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy tpu.")
+
+# Flags that set a PretrainingConfig field of the same name (dashes become underscores).
+CONFIG_FLAGS = (
+    "precision",
+    "jit-compile",
+    "num-train-steps",
+    "num-warmup-steps",
+    "train-batch-size",
+    "eval-batch-size",
+    "learning-rate",
+    "optimizer",
+    "gradient-accumulation-steps",
+    "save-checkpoints-steps",
+    "keep-checkpoint-max",
+    "log-every-steps",
+    "steps-per-execution",
+    "num-eval-steps",
+    "seed",
+)
+
+
+def config_overrides_from_flags() -> dict[str, Any]:
+    """``--hparams`` merged with the config flags that were given (flags win)."""
+    overrides = parse_hparams(flag("hparams"))
+    for name in CONFIG_FLAGS:
+        if flag(name) is not None:
+            overrides[name.replace("-", "_")] = flag(name)
+    return overrides
+
+
+def main() -> None:
+    from electra_tf.training import run_from_flags
+
+    config = PretrainingConfig.from_size(flag("model-size"), config_overrides_from_flags())
+    run_from_flags(config)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()
