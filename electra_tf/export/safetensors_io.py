@@ -1,0 +1,33 @@
+"""Reading and writing ``model.safetensors`` with numpy only (no torch needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from electra_tf.errors import UserError
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+def write_weights(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """Write a float32 Hugging Face state dict; ``format: pt`` tells ``transformers`` it is a torch layout."""
+    save_file(
+        {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in tensors.items()}, path, {"format": "pt"}
+    )
+
+
+def read_weights(directory: Path) -> dict[str, np.ndarray]:
+    """The tensors of ``directory/model.safetensors`` (:class:`UserError` if missing or unreadable)."""
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        found = sorted(p.name for p in directory.glob("*.bin")) if directory.is_dir() else []
+        hint = f" (it has {', '.join(found)}; re-save it with safe_serialization=True)" if found else ""
+        raise UserError(f"{directory} has no {WEIGHTS_FILE}{hint}.")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"{path} is not a readable safetensors file: {error}") from None

@@ -1,0 +1,232 @@
+"""Train a BERT-format WordPiece ``vocab.txt`` from a plain-text corpus.
+
+The pieces are learnt by Hugging Face's ``WordPieceTrainer`` (``tokenizers``) over words produced by
+the very normaliser and pre-tokenizer that :class:`electra_tf.tokenization.Tokenizer` reproduces
+(``BertNormalizer`` + ``BertPreTokenizer``), so every piece is one the tokenizer can produce: the
+same cleaning, lower-casing, accent stripping, punctuation and CJK splitting.
+
+The corpus is streamed line by line (memory grows with the number of distinct words, not with the
+corpus size), with progress logged as it is read. The output is written atomically and its order
+is canonical (special tokens, ``[unusedN]`` slots, then word-initial pieces and ``##`` pieces, each
+sorted), so the same corpus and flags give a byte-identical file: the trainer itself returns tied
+merges in an order that varies from run to run.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from absl import logging
+from tokenizers import Tokenizer as HfTokenizer
+from tokenizers import models, pre_tokenizers, trainers
+
+from electra_tf.errors import UserError
+from electra_tf.tokenization import SPECIAL_TOKENS, WORDPIECE_PREFIX, hf_normalizer, resolve_strip_accents
+
+DEFAULT_FILE_PATTERNS = ("*.txt", "*.txt.gz", "*.txt.bz2")
+_PROGRESS_EVERY_S = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabTrainingResult:
+    """What a training run produced, for logs and benchmarks."""
+
+    output: Path
+    vocab_size: int
+    num_files: int
+    num_lines: int
+    num_bytes: int
+    seconds: float
+
+
+def find_corpus_files(corpus_dir: str | Path, file_patterns: Sequence[str] = DEFAULT_FILE_PATTERNS) -> list[Path]:
+    """The files under ``corpus_dir`` (recursively) matching any of ``file_patterns``, sorted."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise UserError(f"corpus directory not found: {corpus_dir}")
+    files = sorted({path for pattern in file_patterns for path in corpus_dir.rglob(pattern) if path.is_file()})
+    if not files:
+        raise UserError(f"no file in {corpus_dir} matches {','.join(file_patterns)}.")
+    return files
+
+
+def _open_binary(path: Path, raw: BinaryIO) -> BinaryIO:
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=raw)
+    if path.suffix == ".bz2":
+        return bz2.BZ2File(raw)
+    return raw
+
+
+class _CorpusReader:
+    """Streams the non-blank lines of the corpus files, logging progress by (compressed) bytes read.
+
+    Invalid UTF-8 is replaced (U+FFFD, which the normaliser then drops), as the dataset builder does.
+    """
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = list(files)
+        self.total_bytes = sum(path.stat().st_size for path in self.files)
+        self.bytes_read = 0
+        self.num_lines = 0
+        self._start = time.monotonic()
+        self._last_report = self._start
+
+    def __iter__(self) -> Iterator[str]:
+        for path in self.files:
+            done_before = self.bytes_read
+            with open(path, "rb") as raw, _open_binary(path, raw) as stream:
+                for line in stream:
+                    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                    if text.strip():
+                        self.num_lines += 1
+                        yield text
+                    self.bytes_read = done_before + raw.tell()
+                    self._maybe_report()
+            self.bytes_read = done_before + path.stat().st_size
+
+    def _maybe_report(self) -> None:
+        now = time.monotonic()
+        if now - self._last_report < _PROGRESS_EVERY_S:
+            return
+        self._last_report = now
+        elapsed = now - self._start
+        rate = self.bytes_read / elapsed
+        eta = (self.total_bytes - self.bytes_read) / rate if rate else float("inf")
+        logging.info(
+            "read %.1f/%.1f MB (%.0f%%), %d lines, %.1f MB/s, about %.0f s left to read",
+            self.bytes_read / 1e6,
+            self.total_bytes / 1e6,
+            100 * self.bytes_read / max(self.total_bytes, 1),
+            self.num_lines,
+            rate / 1e6,
+            eta,
+        )
+
+
+def canonical_order(pieces: Sequence[str], num_unused: int) -> list[str]:
+    """Special tokens, ``[unused0..N-1]``, word-initial pieces sorted, then ``##`` pieces sorted."""
+    learnt = [piece for piece in pieces if piece not in SPECIAL_TOKENS]
+    initial = sorted(piece for piece in learnt if not piece.startswith(WORDPIECE_PREFIX))
+    continuation = sorted(piece for piece in learnt if piece.startswith(WORDPIECE_PREFIX))
+    return [*SPECIAL_TOKENS, *(f"[unused{i}]" for i in range(num_unused)), *initial, *continuation]
+
+
+def _write_atomically(path: Path, lines: Sequence[str]) -> None:
+    """Write ``lines`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write("".join(f"{line}\n" for line in lines))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def train_vocab(
+    files: Sequence[Path],
+    output: str | Path,
+    *,
+    vocab_size: int = 32000,
+    do_lower_case: bool = True,
+    strip_accents: bool | None = None,
+    min_frequency: int = 2,
+    num_unused: int = 0,
+    limit_alphabet: int = 1000,
+    overwrite: bool = False,
+) -> VocabTrainingResult:
+    """Train a WordPiece vocab of ``vocab_size`` entries (special tokens and unused slots included).
+
+    ``min_frequency``: a pair of pieces seen fewer times is never merged. ``limit_alphabet``: at
+    most this many distinct characters are kept (the rarest others end up as [UNK]). Raises
+    :class:`UserError` for an existing output (unless ``overwrite``), impossible sizes, an empty
+    corpus, or a vocab size too small for the alphabet.
+    """
+    output = Path(output)
+    strip_accents = resolve_strip_accents(do_lower_case, strip_accents)
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} already exists; pass --overwrite to replace it.")
+    reserved = len(SPECIAL_TOKENS) + num_unused
+    if num_unused < 0 or min_frequency < 1 or limit_alphabet < 1:
+        raise UserError("--num-unused must be >= 0, --min-frequency and --limit-alphabet >= 1.")
+    if vocab_size <= reserved:
+        raise UserError(
+            f"--vocab-size {vocab_size} leaves no room for pieces after the {len(SPECIAL_TOKENS)} special tokens "
+            f"and {num_unused} unused slots."
+        )
+
+    trainer_model = HfTokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix=WORDPIECE_PREFIX))
+    trainer_model.normalizer = hf_normalizer(do_lower_case, strip_accents)
+    trainer_model.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size - num_unused,
+        min_frequency=min_frequency,
+        limit_alphabet=limit_alphabet,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix=WORDPIECE_PREFIX,
+        show_progress=False,
+    )
+    reader = _CorpusReader(files)
+    logging.info(
+        "training a %d-entry vocab (lower-case=%s, strip accents=%s) on %d file(s), %.1f MB",
+        vocab_size,
+        do_lower_case,
+        strip_accents,
+        len(reader.files),
+        reader.total_bytes / 1e6,
+    )
+    start = time.monotonic()
+    trainer_model.train_from_iterator(_log_when_read(reader, start), trainer=trainer)
+    if reader.num_lines == 0:
+        raise UserError(f"the corpus has no text: {len(reader.files)} file(s), no non-blank line.")
+    pieces = list(trainer_model.get_vocab())
+    if len(pieces) > vocab_size - num_unused:
+        raise UserError(
+            f"--vocab-size {vocab_size} is too small: the {len(SPECIAL_TOKENS)} special tokens, {num_unused} unused "
+            f"slots and the alphabet (its characters, word-initial and ## forms) need {len(pieces) + num_unused}. "
+            f"Raise --vocab-size or lower --limit-alphabet."
+        )
+    if len(pieces) < vocab_size - num_unused:
+        logging.warning(
+            "the corpus only supports %d entries (asked for %d): no pair left with --min-frequency %d.",
+            len(pieces) + num_unused,
+            vocab_size,
+            min_frequency,
+        )
+    vocab = canonical_order(pieces, num_unused)
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} appeared while training; pass --overwrite to replace it.")
+    _write_atomically(output, vocab)
+    seconds = time.monotonic() - start
+    logging.info("wrote %s: %d entries in %.0f s", output, len(vocab), seconds)
+    return VocabTrainingResult(
+        output=output,
+        vocab_size=len(vocab),
+        num_files=len(reader.files),
+        num_lines=reader.num_lines,
+        num_bytes=reader.total_bytes,
+        seconds=seconds,
+    )
+
+
+def _log_when_read(lines: _CorpusReader, start: float) -> Iterator[str]:
+    """Pass the lines through, then say that the merge phase (silent in the trainer) has begun."""
+    yield from lines
+    logging.info(
+        "read %d lines (%.1f MB) in %.0f s; computing WordPiece merges",
+        lines.num_lines,
+        lines.total_bytes / 1e6,
+        time.monotonic() - start,
+    )
