@@ -7,31 +7,28 @@ same command resumes from the newest checkpoint in ``--model-dir``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from absl import flags
 
 from electra_tf.cli.common import flag, run_main
 from electra_tf.config import MODEL_SIZES, OPTIMIZERS, PRECISIONS, PretrainingConfig, parse_hparams
+from electra_tf.errors import UserError
 
 flags.DEFINE_enum("model-size", "small", list(MODEL_SIZES), "Size preset (ELECTRA paper Table 6).")
 flags.DEFINE_string(
     "data-dir",
     None,
-    "Output directory of build_pretraining_dataset.py (holds dataset_info.json, train/ and eval/ shards).",
+    "Output directory of build_pretraining_dataset.py (holds dataset_info.json, train/ and eval/ shards). "
+    "The vocab, lower-casing and sequence length are taken from it.",
 )
 flags.DEFINE_string(
-    "pretrain-tfrecords",
+    "model-dir",
     None,
-    "Comma-separated glob(s) of training TFRecords, for data not made by our builder (e.g. Google's). "
-    "Default: the train shards listed in DATA_DIR/dataset_info.json.",
+    "Directory for config.json, vocab.txt, checkpoints/, TensorBoard logs (train/, eval/) and "
+    "eval_results.json. Re-running with the same directory resumes from its newest checkpoint.",
 )
-flags.DEFINE_string(
-    "eval-tfrecords",
-    None,
-    "Comma-separated glob(s) of held-out TFRecords for --do-eval. Default: the eval shards of --data-dir.",
-)
-flags.DEFINE_string("model-dir", None, "Directory for config.json, checkpoints, TensorBoard logs and eval results.")
 flags.DEFINE_string(
     "hparams",
     "{}",
@@ -116,10 +113,26 @@ def config_overrides_from_flags() -> dict[str, Any]:
 
 
 def main() -> None:
-    from electra_tf.training import run_from_flags
+    for required in ("data-dir", "model-dir"):
+        if not flag(required):
+            raise UserError(f"--{required} is required (see --help).")
+    overrides = config_overrides_from_flags()
+    # Validate the flags before TensorFlow starts (a typo should not cost the start-up time).
+    PretrainingConfig.from_size(flag("model-size"), overrides)
+    from electra_tf.training import RunOptions, run_pretraining
 
-    config = PretrainingConfig.from_size(flag("model-size"), config_overrides_from_flags())
-    run_from_flags(config)
+    options = RunOptions(
+        data_dir=Path(flag("data-dir")),
+        model_dir=Path(flag("model-dir")),
+        do_train=flag("do-train"),
+        do_eval=flag("do-eval"),
+        init_checkpoint=Path(flag("init-checkpoint")) if flag("init-checkpoint") else None,
+        strategy=flag("strategy"),
+        tpu=flag("tpu"),
+    )
+    if not options.do_train and not options.do_eval:
+        raise UserError("nothing to do: pass --do-train and/or --do-eval.")
+    run_pretraining(flag("model-size"), overrides, options)
 
 
 def run() -> None:

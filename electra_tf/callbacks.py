@@ -1,0 +1,188 @@
+"""Keras callbacks of a pretraining run: checkpoints, console and TensorBoard logs, NaN guard."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from electra_tf.errors import UserError
+
+SCALARS = (
+    "loss",
+    "masked_lm_loss",
+    "disc_loss",
+    "masked_lm_accuracy",
+    "sampled_masked_lm_accuracy",
+    "disc_accuracy",
+    "disc_precision",
+    "disc_recall",
+    "disc_auc",
+    "learning_rate",
+    "grad_norm",
+    "loss_scale",
+)
+
+
+class StepCallback(keras.callbacks.Callback):
+    """Base for callbacks that act every ``every`` optimizer steps (robust to steps_per_execution)."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+        self._last_bucket: int | None = None
+
+    def current_step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def due(self, step: int) -> bool:
+        bucket = step // self.every
+        if self._last_bucket is None:
+            self._last_bucket = bucket
+            return False
+        if bucket != self._last_bucket:
+            self._last_bucket = bucket
+            return True
+        return False
+
+    def on_train_begin(self, logs=None) -> None:
+        self._last_bucket = self.current_step() // self.every
+
+
+class CheckpointSaver(StepCallback):
+    """Saves weights, optimizer slots, step and loss scale every ``every`` steps and at the end.
+
+    ``tf.train.CheckpointManager`` writes each checkpoint's files first and only then records it in
+    its state file, so a run killed mid-write resumes from the previous complete checkpoint.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager | None, every: int) -> None:
+        super().__init__(every)
+        self.manager = manager
+        self._saved_step: int | None = None
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        self._saved_step = self.current_step() if self.manager and self.manager.latest_checkpoint else None
+
+    def save(self, step: int) -> None:
+        if self.manager is not None:
+            path = self.manager.save(checkpoint_number=step)
+            self._saved_step = step
+            logging.info("Saved checkpoint %s.", path)
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        step = self.current_step()
+        if self.due(step):
+            self.save(step)
+
+    def on_train_end(self, logs=None) -> None:
+        step = self.current_step()
+        if step != self._saved_step:
+            self.save(step)
+
+
+class TrainingLogger(StepCallback):
+    """Every ``every`` steps: the metrics of the window to the console and TensorBoard, then a reset.
+
+    Adds throughput (examples/s, tokens/s), achieved model TFLOP/s and MFU against ``peak_flops``,
+    and the time left. ``sample_text`` (optional) renders a replaced-token-detection example as
+    markdown for a TensorBoard text summary.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        writer: tf.summary.SummaryWriter | None,
+        total_steps: int,
+        examples_per_step: int,
+        tokens_per_example: int,
+        flops_per_example: int,
+        peak_flops: float | None,
+        sample_text: Callable[[], str] | None = None,
+    ) -> None:
+        super().__init__(every)
+        self.writer = writer
+        self.total_steps = total_steps
+        self.examples_per_step = examples_per_step
+        self.tokens_per_example = tokens_per_example
+        self.flops_per_example = flops_per_example
+        self.peak_flops = peak_flops
+        self.sample_text = sample_text
+        self._window_start_time = 0.0
+        self._window_start_step = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        self._window_start_time = time.perf_counter()
+        self._window_start_step = self.current_step()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        step = self.current_step()
+        if not self.due(step) and step != self.total_steps:
+            return
+        now = time.perf_counter()
+        steps = step - self._window_start_step
+        seconds = max(now - self._window_start_time, 1e-9)
+        values = {name: float(logs[name]) for name in SCALARS if logs and name in logs}
+        examples_per_second = steps * self.examples_per_step / seconds
+        values["examples_per_second"] = examples_per_second
+        values["tokens_per_second"] = examples_per_second * self.tokens_per_example
+        values["model_tflops_per_second"] = examples_per_second * self.flops_per_example / 1e12
+        if self.peak_flops:
+            values["mfu"] = examples_per_second * self.flops_per_example / self.peak_flops
+        eta = (self.total_steps - step) * seconds / max(steps, 1)
+        logging.info(
+            "step %d/%d  loss %.4f  mlm %.4f (acc %.3f)  disc %.4f (auc %.3f)  lr %.3g  %.1f ex/s%s  ETA %s",
+            step,
+            self.total_steps,
+            values.get("loss", math.nan),
+            values.get("masked_lm_loss", math.nan),
+            values.get("masked_lm_accuracy", math.nan),
+            values.get("disc_loss", math.nan),
+            values.get("disc_auc", math.nan),
+            values.get("learning_rate", math.nan),
+            examples_per_second,
+            f"  MFU {values['mfu']:.1%}" if "mfu" in values else "",
+            _duration(eta),
+        )
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                for name, value in values.items():
+                    tf.summary.scalar(name, value)
+                if self.sample_text is not None:
+                    tf.summary.text("replaced_token_detection", self.sample_text())
+            self.writer.flush()
+        self.model.reset_metrics()
+        self._window_start_time, self._window_start_step = time.perf_counter(), step
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops with a clear message when the loss becomes NaN or infinite (the weights would be ruined)."""
+
+    def __init__(self, precision: str) -> None:
+        super().__init__()
+        self.precision = precision
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        loss = float(logs.get("loss", 0.0)) if logs else 0.0
+        if not math.isfinite(loss):
+            hint = (
+                " Under mixed_float16 try mixed_bfloat16 (no overflow) or float32."
+                if self.precision == "mixed_float16"
+                else " Lower --learning-rate or raise --num-warmup-steps."
+            )
+            raise UserError(
+                f"the training loss became {loss} at step {int(self.model.optimizer.iterations.numpy())}; the last "
+                f"checkpoint is intact.{hint}"
+            )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"

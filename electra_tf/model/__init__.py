@@ -1,0 +1,1 @@
+"""The ELECTRA networks (shared embeddings, generator, discriminator) and the Keras pretrainer."""

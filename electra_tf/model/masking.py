@@ -1,0 +1,132 @@
+"""Dynamic masking for the generator and sampling of replacement tokens (ELECTRA_SPEC.md §2.1, §2.3).
+
+Deliberate deviation from Google (its issue #41, documented in the README): Google draws the N
+masked positions *with replacement* and averages duplicated updates, so about 7% of draws are
+wasted and ~1% of positions get an arbitrary averaged id. Here the positions of a row are a
+uniformly random set of *distinct* candidates (top-k of random scores), so exactly
+``num_to_predict`` distinct tokens are masked. Everything else follows Google: the count is
+``max(1, min(N, round_half_even(mask_prob · Σ input_mask)))``, [CLS]/[SEP]/[MASK]/padding are never
+chosen, 85% of the chosen positions become [MASK] and 15% keep their token, and the discriminator
+label of a position is 1 only where the sampled token differs from the original.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from electra_tf.model import counter_random
+
+MASK_REPLACE_PROB = 0.85
+"""Share of chosen positions replaced by [MASK]; the others keep their token (Google: no random token)."""
+
+# Salts that keep the random streams of the different uses independent.
+_SALT_POSITIONS, _SALT_MASK_COIN, _SALT_SAMPLING = 1, 2, 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+    """The vocab ids masking needs (read from the vocab, never assumed)."""
+
+    cls_id: int
+    sep_id: int
+    mask_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StepKeys:
+    """Per-example uint32 keys ``[B]`` of the three random draws of one training step."""
+
+    positions: tf.Tensor
+    mask_coin: tf.Tensor
+    sampling: tf.Tensor
+
+    @classmethod
+    def derive(cls, seed: int, step: tf.Tensor, example_index: tf.Tensor) -> StepKeys:
+        """Keys for the examples ``example_index`` (their indices in the global batch) at ``step``."""
+        return cls(
+            positions=counter_random.row_keys(seed, step, example_index, _SALT_POSITIONS),
+            mask_coin=counter_random.row_keys(seed, step, example_index, _SALT_MASK_COIN),
+            sampling=counter_random.row_keys(seed, step, example_index, _SALT_SAMPLING),
+        )
+
+
+@dataclasses.dataclass
+class MaskedBatch:
+    """The generator's input and targets for one batch.
+
+    ``positions``/``target_ids``/``weights`` are ``[B, N]``: the chosen positions (distinct in a row),
+    the original ids there, and 1.0 for the first ``num_to_predict`` slots (0.0 for unused slots).
+    """
+
+    masked_ids: tf.Tensor
+    positions: tf.Tensor
+    target_ids: tf.Tensor
+    weights: tf.Tensor
+
+
+def num_to_predict(input_mask: tf.Tensor, mask_prob: float, max_predictions: int) -> tf.Tensor:
+    """Masked slots per row ``[B]``: ``max(1, min(N, round_half_even(mask_prob · Σ input_mask)))`` (Google's count)."""
+    num_tokens = tf.reduce_sum(tf.cast(input_mask, tf.float32), axis=-1)
+    count = tf.cast(tf.round(num_tokens * mask_prob), tf.int32)
+    return tf.maximum(1, tf.minimum(max_predictions, count))
+
+
+def candidates_mask(input_ids: tf.Tensor, input_mask: tf.Tensor, special: SpecialIds) -> tf.Tensor:
+    """Positions that may be masked: real tokens other than [CLS], [SEP] and [MASK] (bool ``[B, S]``)."""
+    is_special = (input_ids == special.cls_id) | (input_ids == special.sep_id) | (input_ids == special.mask_id)
+    return tf.cast(input_mask, tf.bool) & ~is_special
+
+
+def mask_batch(
+    input_ids: tf.Tensor,
+    input_mask: tf.Tensor,
+    special: SpecialIds,
+    mask_prob: float,
+    max_predictions: int,
+    keys: StepKeys,
+) -> MaskedBatch:
+    """Choose distinct positions per row and build the generator's masked input.
+
+    A row with fewer candidates than its count masks all of them.
+    """
+    seq_length = input_ids.shape[1]
+    candidates = candidates_mask(input_ids, input_mask, special)
+    scores = tf.where(candidates, counter_random.uniform(keys.positions, [seq_length]), -1.0)
+    _, positions = tf.math.top_k(scores, k=max_predictions, sorted=True)
+    available = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=-1)
+    count = tf.minimum(num_to_predict(input_mask, mask_prob, max_predictions), available)
+    weights = tf.sequence_mask(count, max_predictions, dtype=tf.float32)
+    target_ids = tf.gather(input_ids, positions, batch_dims=1) * tf.cast(weights, input_ids.dtype)
+
+    use_mask = (counter_random.uniform(keys.mask_coin, [max_predictions]) < MASK_REPLACE_PROB) & (weights > 0)
+    to_mask = scatter_slots(use_mask, positions, seq_length)
+    masked_ids = tf.where(to_mask, tf.constant(special.mask_id, input_ids.dtype), input_ids)
+    return MaskedBatch(masked_ids=masked_ids, positions=positions, target_ids=target_ids, weights=weights)
+
+
+def scatter_slots(selected: tf.Tensor, positions: tf.Tensor, seq_length: int) -> tf.Tensor:
+    """Bool ``[B, S]``: True at the positions of the selected slots (``selected``/``positions`` ``[B, N]``)."""
+    one_hot = tf.one_hot(positions, seq_length, on_value=True, off_value=False, dtype=tf.bool)
+    return tf.reduce_any(one_hot & selected[:, :, None], axis=1)
+
+
+def replace_at_slots(ids: tf.Tensor, positions: tf.Tensor, values: tf.Tensor, selected: tf.Tensor) -> tf.Tensor:
+    """``ids`` with ``values[b, n]`` written at ``positions[b, n]`` for every selected slot (positions distinct)."""
+    seq_length = ids.shape[1]
+    one_hot = tf.one_hot(positions, seq_length, dtype=ids.dtype) * tf.cast(selected, ids.dtype)[:, :, None]
+    written = tf.reduce_sum(one_hot * values[:, :, None], axis=1)
+    touched = tf.reduce_sum(one_hot, axis=1) > 0
+    return tf.where(touched, written, ids)
+
+
+def gumbel_sample(logits: tf.Tensor, temperature: float, key: tf.Tensor) -> tf.Tensor:
+    """One token per slot from ``softmax(logits / temperature)`` by the Gumbel-max trick (float32).
+
+    ``logits`` ``[B, N, V]``; returns int32 ``[B, N]``; no gradient flows through the sample.
+    """
+    logits = tf.cast(tf.stop_gradient(logits), tf.float32)
+    noise = counter_random.uniform(key, logits.shape[1:])
+    gumbel = -tf.math.log(-tf.math.log(noise))
+    return tf.argmax(logits / temperature + gumbel, axis=-1, output_type=tf.int32)

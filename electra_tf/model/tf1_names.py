@@ -1,0 +1,104 @@
+"""Every variable of an :class:`ElectraPretrainer` under its Google TF1 checkpoint name.
+
+This is the Keras end of the one name table (``electra_tf.export.names`` maps TF1 names to
+Hugging Face's): export reads the model's weights through it, and imports (a Hugging Face export,
+a Google checkpoint) assign through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+
+from electra_tf.errors import UserError
+from electra_tf.export.names import DISCRIMINATOR, GENERATOR, SHARED_EMBEDDINGS_SCOPE, Network, encoder_config
+from electra_tf.export.names import tf1_variable_shapes as expected_shapes
+from electra_tf.model.encoder import TransformerEncoder
+from electra_tf.model.pretrainer import ElectraPretrainer
+
+
+def _dense(scope: str, layer: keras.layers.Dense) -> dict[str, keras.Variable]:
+    return {f"{scope}/kernel": layer.kernel, f"{scope}/bias": layer.bias}
+
+
+def _layer_norm(scope: str, layer: keras.layers.LayerNormalization) -> dict[str, keras.Variable]:
+    return {f"{scope}/gamma": layer.gamma, f"{scope}/beta": layer.beta}
+
+
+def _encoder(scope: str, encoder: TransformerEncoder) -> dict[str, keras.Variable]:
+    variables: dict[str, keras.Variable] = {}
+    if encoder.embeddings_project is not None:
+        variables |= _dense(f"{scope}/embeddings_project", encoder.embeddings_project)
+    for index, layer in enumerate(encoder.transformer_layers):
+        prefix = f"{scope}/encoder/layer_{index}"
+        variables |= _dense(f"{prefix}/attention/self/query", layer.query)
+        variables |= _dense(f"{prefix}/attention/self/key", layer.key)
+        variables |= _dense(f"{prefix}/attention/self/value", layer.value)
+        variables |= _dense(f"{prefix}/attention/output/dense", layer.attention_output)
+        variables |= _layer_norm(f"{prefix}/attention/output/LayerNorm", layer.attention_layer_norm)
+        variables |= _dense(f"{prefix}/intermediate/dense", layer.intermediate)
+        variables |= _dense(f"{prefix}/output/dense", layer.output_dense)
+        variables |= _layer_norm(f"{prefix}/output/LayerNorm", layer.output_layer_norm)
+    return variables
+
+
+def tf1_variables(model: ElectraPretrainer) -> dict[str, keras.Variable]:
+    """``{TF1 name: variable}`` for every trainable variable of ``model`` (shared embeddings once)."""
+    embeddings = model.embeddings
+    variables = {
+        f"{SHARED_EMBEDDINGS_SCOPE}/word_embeddings": embeddings.word_embeddings,
+        f"{SHARED_EMBEDDINGS_SCOPE}/token_type_embeddings": embeddings.token_type_embeddings,
+        f"{SHARED_EMBEDDINGS_SCOPE}/position_embeddings": embeddings.position_embeddings,
+        **_layer_norm(f"{SHARED_EMBEDDINGS_SCOPE}/LayerNorm", embeddings.layer_norm),
+    }
+    variables |= _encoder(DISCRIMINATOR.encoder_scope, model.discriminator)
+    variables |= _encoder(GENERATOR.encoder_scope, model.generator)
+    head = model.discriminator_head
+    variables |= _dense(f"{DISCRIMINATOR.head_scope}/dense", head.dense)
+    variables |= _dense(f"{DISCRIMINATOR.head_scope}/dense_1", head.dense_1)
+    head = model.generator_head
+    variables |= _dense(f"{GENERATOR.head_scope}/dense", head.dense)
+    variables |= _layer_norm(f"{GENERATOR.head_scope}/LayerNorm", head.layer_norm)
+    variables[f"{GENERATOR.head_scope}/output_bias"] = head.output_bias
+    return variables
+
+
+def tf1_weights(model: ElectraPretrainer) -> dict[str, np.ndarray]:
+    """The model's weights as float32 numpy arrays under their TF1 names (what export writes)."""
+    return {
+        name: np.asarray(keras.ops.convert_to_numpy(variable), np.float32)
+        for name, variable in tf1_variables(model).items()
+    }
+
+
+def network_variable_names(model: ElectraPretrainer, network: Network) -> list[str]:
+    """The TF1 names of ``network``'s own variables plus the shared embeddings."""
+    return list(expected_shapes(network, encoder_config(model.config, network)))
+
+
+def assign_tf1_weights(
+    model: ElectraPretrainer, weights: Mapping[str, np.ndarray], networks: tuple[Network, ...]
+) -> int:
+    """Assign ``weights`` to the variables of ``networks`` (and the shared embeddings); returns how many.
+
+    Every variable of those networks must be present with the model's shape (:class:`UserError`
+    otherwise); variables of other networks keep their values.
+    """
+    variables = tf1_variables(model)
+    names: dict[str, None] = {}
+    for network in networks:
+        names |= dict.fromkeys(network_variable_names(model, network))
+    for name in names:
+        if name not in weights:
+            raise UserError(f"the weights to import lack {name}.")
+        expected = tuple(variables[name].shape)
+        if tuple(np.shape(weights[name])) != expected:
+            raise UserError(
+                f"size mismatch for {name}: the weights have shape {list(np.shape(weights[name]))}, "
+                f"the model expects {list(expected)} (check --model-size and --hparams against the source model)."
+            )
+    for name in names:
+        variables[name].assign(np.asarray(weights[name], np.float32))
+    return len(names)

@@ -1,0 +1,359 @@
+"""A pretraining run: data, strategy, precision, model, optimizer, resume, ``fit``, evaluation.
+
+``run_pretraining`` is what ``run_pretraining.py`` calls. Re-running the same command continues from
+the newest checkpoint in the model directory: weights, optimizer slots, step and loss scale are
+restored, the learning-rate schedule continues from the step, and the input stream resumes at the
+example the step implies (see ``data/input_pipeline.py``), so no part of the data is replayed or
+skipped beyond one shuffle buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from electra_tf.callbacks import CheckpointSaver, StopOnNonFiniteLoss, TrainingLogger
+from electra_tf.config import PretrainingConfig
+from electra_tf.data.dataset_info import DatasetInfo
+from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
+from electra_tf.distribution import create_strategy, is_chief
+from electra_tf.errors import UserError
+from electra_tf.flops import measured_matmul_peak, training_flops_per_example
+from electra_tf.model.masking import SpecialIds
+from electra_tf.model.pretrainer import ElectraPretrainer
+from electra_tf.model_dir import ModelDirectory, merge_with_stored, write_json_atomically
+from electra_tf.optimization import create_optimizer
+from electra_tf.tokenization import Vocab
+
+EVAL_METRICS = (
+    "disc_accuracy",
+    "disc_precision",
+    "disc_recall",
+    "disc_auc",
+    "disc_loss",
+    "masked_lm_accuracy",
+    "sampled_masked_lm_accuracy",
+    "masked_lm_loss",
+    "loss",
+)
+# Settings that come from the dataset (the records were made with them).
+_DATA_SETTINGS = ("vocab_size", "do_lower_case", "strip_accents", "max_seq_length")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Where a run reads and writes, and what it does (the non-hyperparameter flags)."""
+
+    data_dir: Path
+    model_dir: Path
+    do_train: bool = True
+    do_eval: bool = False
+    init_checkpoint: Path | None = None
+    strategy: str = "auto"
+    tpu: str | None = None
+
+
+def resolve_config(
+    model_size: str, overrides: dict[str, Any], info: DatasetInfo, stored: PretrainingConfig | None
+) -> PretrainingConfig:
+    """The run's config: preset + overrides, the dataset's settings, reconciled with a stored run.
+
+    The vocab size, normalisation and sequence length are the dataset's (its records were made with
+    them); an override that contradicts them is refused with the reason.
+    """
+    data_values = {
+        "vocab_size": info.vocab_size,
+        "do_lower_case": info.do_lower_case,
+        "strip_accents": info.strip_accents,
+        "max_seq_length": info.max_seq_length,
+    }
+    for name in _DATA_SETTINGS:
+        if name in overrides and overrides[name] != data_values[name]:
+            raise UserError(
+                f"{name}={overrides[name]!r} contradicts the dataset in {info.data_dir}, which was built with "
+                f"{name}={data_values[name]!r}; rebuild the dataset or drop the override."
+            )
+    requested = PretrainingConfig.from_size(model_size, {**overrides, **data_values})
+    limit = requested.discriminator_config().max_position_embeddings
+    if info.max_seq_length > limit:
+        raise UserError(
+            f"the dataset's sequences have {info.max_seq_length} tokens but the model allows {limit} positions."
+        )
+    return merge_with_stored(requested, stored)
+
+
+def check_dataset_matches_model(info: DatasetInfo, model_dir: ModelDirectory) -> None:
+    """Refuse data built with another vocab than the one the model in ``model_dir`` was trained with."""
+    if model_dir.vocab_file.is_file():
+        trained_with = Vocab.load(model_dir.vocab_file)
+        if trained_with.sha256 != info.vocab_sha256:
+            raise UserError(
+                f"the dataset in {info.data_dir} was built with another vocab (sha256 {info.vocab_sha256[:12]}…) "
+                f"than the model in {model_dir.path} (sha256 {trained_with.sha256[:12]}…); ids would mean other "
+                "tokens. Rebuild the dataset with the model's vocab.txt."
+            )
+
+
+def run_pretraining(model_size: str, overrides: dict[str, Any], options: RunOptions) -> dict[str, float] | None:
+    """Train and/or evaluate; returns the evaluation results when ``options.do_eval``."""
+    info = DatasetInfo.load(options.data_dir)
+    model_dir = ModelDirectory(options.model_dir)
+    check_dataset_matches_model(info, model_dir)
+    config = resolve_config(model_size, overrides, info, model_dir.stored_config())
+    vocab = Vocab.load(info.vocab_file)
+    if vocab.sha256 != info.vocab_sha256:
+        raise UserError(f"{info.vocab_file} does not match the vocab recorded in {info.data_dir}/dataset_info.json.")
+
+    strategy = create_strategy(options.strategy, options.tpu)
+    chief = is_chief(strategy)
+    if chief:
+        model_dir.save_config(config)
+        model_dir.save_vocab(info.vocab_file)
+        model_dir.save_training_data({"data_dir": str(info.data_dir), "vocab_sha256": info.vocab_sha256, **info.stats})
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    keras.utils.set_random_seed(config.seed)
+    special = SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id)
+    with strategy.scope():
+        model = ElectraPretrainer(config, special)
+        optimizer = _optimizer(config)
+        model.compile(optimizer=optimizer, steps_per_execution=config.steps_per_execution)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(
+        checkpoint,
+        str(model_dir.checkpoints if chief else _scratch_dir(model_dir)),
+        max_to_keep=config.keep_checkpoint_max,
+    )
+    _restore_or_initialise(manager, checkpoint, model, options, vocab)
+
+    if options.do_train:
+        _train(model, config, info, strategy, manager if chief else None, model_dir, vocab, chief)
+    if not options.do_eval:
+        return None
+    return _evaluate(model, config, info, strategy, model_dir, chief)
+
+
+def _optimizer(config: PretrainingConfig) -> keras.optimizers.Optimizer:
+    optimizer = create_optimizer(config)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _scratch_dir(model_dir: ModelDirectory) -> Path:
+    """Non-chief workers write their (identical) checkpoints here, outside the chief's directory."""
+    return Path(tempfile.mkdtemp(prefix="electra_tf_worker_"))
+
+
+def _restore_or_initialise(
+    manager: tf.train.CheckpointManager,
+    checkpoint: tf.train.Checkpoint,
+    model: ElectraPretrainer,
+    options: RunOptions,
+    vocab: Vocab,
+) -> None:
+    latest = tf.train.latest_checkpoint(str(Path(manager.directory)))
+    if latest is None and options.model_dir.joinpath("checkpoints").is_dir():
+        latest = tf.train.latest_checkpoint(str(options.model_dir / "checkpoints"))
+    if latest is not None:
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as error:
+            raise UserError(f"cannot restore {latest}: {error}") from None
+        logging.info("Resumed from %s at step %d.", latest, int(model.optimizer.iterations.numpy()))
+        if options.init_checkpoint is not None:
+            logging.warning("--init-checkpoint ignored: the model directory already has a checkpoint to resume.")
+        return
+    if options.init_checkpoint is not None:
+        from electra_tf.export.importing import initialise_from
+
+        initialise_from(model, options.init_checkpoint, vocab)
+
+
+def _train(
+    model: ElectraPretrainer,
+    config: PretrainingConfig,
+    info: DatasetInfo,
+    strategy: tf.distribute.Strategy,
+    manager: tf.train.CheckpointManager | None,
+    model_dir: ModelDirectory,
+    vocab: Vocab,
+    chief: bool,
+) -> None:
+    start_step = int(model.optimizer.iterations.numpy())
+    remaining = config.num_train_steps - start_step
+    if remaining <= 0:
+        logging.info("Already trained %d of %d steps; nothing to do.", start_step, config.num_train_steps)
+        return
+    dataset = _distributed_training_data(config, info, strategy, start_step)
+    peak = _matmul_peak(config.precision)
+    flops = training_flops_per_example(config)
+    writer = tf.summary.create_file_writer(str(model_dir.path / "train")) if chief else None
+    sample = _first_eval_example(config, info)
+    callbacks: list[keras.callbacks.Callback] = [
+        CheckpointSaver(manager, config.save_checkpoints_steps),
+        TrainingLogger(
+            every=config.log_every_steps,
+            writer=writer,
+            total_steps=config.num_train_steps,
+            examples_per_step=config.train_batch_size,
+            tokens_per_example=config.max_seq_length,
+            flops_per_example=flops,
+            peak_flops=peak,
+            sample_text=(lambda: replaced_token_markdown(model, sample, vocab)) if sample is not None else None,
+        ),
+    ]
+    if config.precision != "mixed_float16":
+        callbacks.insert(0, StopOnNonFiniteLoss(config.precision))
+    logging.info(
+        "Training steps %d..%d: global batch %d (%d micro-batch(es) per step), %s, XLA %s, %.2f GFLOP per example, "
+        "matmul peak %.1f TFLOP/s.",
+        start_step,
+        config.num_train_steps,
+        config.train_batch_size,
+        config.gradient_accumulation_steps,
+        config.precision,
+        "on" if config.jit_compile else "off",
+        flops / 1e9,
+        (peak or 0) / 1e12,
+    )
+    model.fit(dataset, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=0, shuffle=False)
+
+
+def _distributed_training_data(
+    config: PretrainingConfig, info: DatasetInfo, strategy: tf.distribute.Strategy, start_step: int
+) -> tf.distribute.DistributedDataset:
+    """Per-replica batches; each input pipeline (worker) reads its own share of the shards."""
+    if config.train_batch_size % strategy.num_replicas_in_sync:
+        raise UserError(
+            f"train_batch_size {config.train_batch_size} is not divisible by the {strategy.num_replicas_in_sync} "
+            "replicas."
+        )
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        shards = _worker_shards(info.train_shards, context.input_pipeline_id, context.num_input_pipelines)
+        per_replica = context.get_per_replica_batch_size(config.train_batch_size)
+        per_pipeline = per_replica * (strategy.num_replicas_in_sync // context.num_input_pipelines)
+        logging.info(
+            "Input pipeline %d of %d reads %d of %d training shards.",
+            context.input_pipeline_id,
+            context.num_input_pipelines,
+            len(shards),
+            len(info.train_shards),
+        )
+        dataset = training_dataset(
+            shards,
+            batch_size=per_replica,
+            seq_length=config.max_seq_length,
+            seed=config.seed,
+            start_example=start_step * per_pipeline,
+        )
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return dataset.with_options(options)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _worker_shards(shards: tuple[Shard, ...], index: int, count: int) -> list[Shard]:
+    mine = list(shards[index::count])
+    if not mine:
+        raise UserError(f"{len(shards)} training shard(s) cannot feed {count} workers; rebuild with more --num-shards.")
+    return mine
+
+
+def _matmul_peak(precision: str) -> float | None:
+    dtype = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
+    try:
+        return measured_matmul_peak(dtype)
+    except (tf.errors.OpError, TypeError) as error:
+        logging.warning("Could not measure the %s matmul peak (%s); MFU is not reported.", dtype, error)
+        return None
+
+
+def _first_eval_example(config: PretrainingConfig, info: DatasetInfo) -> dict[str, tf.Tensor] | None:
+    """The first held-out example (or the first training one), for the TensorBoard text sample."""
+    shards = info.eval_shards or info.train_shards
+    if not shards:
+        return None
+    return next(iter(evaluation_dataset([shards[0].path], 1, config.max_seq_length)))
+
+
+def replaced_token_markdown(model: ElectraPretrainer, example: dict[str, tf.Tensor], vocab: Vocab) -> str:
+    """A markdown table of one corrupted example: each token, whether it was replaced, the verdict."""
+    result = model.replaced_token_example(example)
+    length = int(tf.reduce_sum(example["input_mask"][0]))
+    original = vocab.convert_ids_to_tokens(example["input_ids"][0, :length].numpy().tolist())
+    fake = vocab.convert_ids_to_tokens(result["fake_ids"][0, :length].numpy().tolist())
+    labels = result["labels"][0, :length].numpy()
+    probabilities = result["probabilities"][0, :length].numpy()
+    rows = ["| token seen | original | replaced | P(replaced) |", "|---|---|---|---|"]
+    for seen, source, label, probability in zip(fake, original, labels, probabilities, strict=True):
+        verdict = "**yes**" if label else "no"
+        rows.append(f"| {_cell(seen)} | {_cell(source) if label else ''} | {verdict} | {probability:.2f} |")
+    return "\n".join(rows)
+
+
+def _cell(token: str) -> str:
+    return token.replace("|", "\\|")
+
+
+def _evaluate(
+    model: ElectraPretrainer,
+    config: PretrainingConfig,
+    info: DatasetInfo,
+    strategy: tf.distribute.Strategy,
+    model_dir: ModelDirectory,
+    chief: bool,
+) -> dict[str, float]:
+    if not info.eval_shards:
+        raise UserError(
+            f"--do-eval needs held-out shards, and {info.data_dir} has none (built with --eval-fraction 0)."
+        )
+    available = info.num_eval_examples // config.eval_batch_size
+    if available == 0:
+        raise UserError(
+            f"the {info.num_eval_examples} held-out examples do not fill one eval batch of {config.eval_batch_size}; "
+            "lower --eval-batch-size."
+        )
+    steps = min(config.num_eval_steps, available)
+    dataset = evaluation_dataset(
+        [shard.path for shard in info.eval_shards], config.eval_batch_size, config.max_seq_length
+    )
+    model.reset_metrics()
+    results = model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
+    step = int(model.optimizer.iterations.numpy())
+    values = {name: float(results[name]) for name in EVAL_METRICS if name in results}
+    values |= {"global_step": step, "num_eval_examples": steps * config.eval_batch_size}
+    if chief:
+        write_json_atomically(model_dir.eval_results_file, values)
+        with tf.summary.create_file_writer(str(model_dir.path / "eval")).as_default(step=step):
+            for name in EVAL_METRICS:
+                if name in values:
+                    tf.summary.scalar(name, values[name])
+    print(format_eval_table(values))
+    return values
+
+
+def format_eval_table(values: dict[str, float]) -> str:
+    """The discriminator table model cards publish, plus the generator's accuracy."""
+    rows = [
+        ("Accuracy", values.get("disc_accuracy")),
+        ("Precision", values.get("disc_precision")),
+        ("Recall", values.get("disc_recall")),
+        ("AUC", values.get("disc_auc")),
+        ("MLM accuracy (generator)", values.get("masked_lm_accuracy")),
+    ]
+    lines = [
+        f"Evaluation at step {values.get('global_step')} on {values.get('num_eval_examples')} held-out examples:",
+        "| Metric | Value |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {value:.4f} |" for name, value in rows if value is not None and math.isfinite(value)]
+    return "\n".join(lines)
