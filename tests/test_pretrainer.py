@@ -1,15 +1,15 @@
 """The Keras ELECTRA pretrainer: forward parity, variables, parameter counts, loss, training steps, precision."""
 
+import export_reference as ref
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import export_reference as ref
 from electra_tf.config import PretrainingConfig
 from electra_tf.export.names import NETWORKS, tf1_variable_shapes
 from electra_tf.model.masking import SpecialIds, StepKeys
-from electra_tf.model.pretrainer import ElectraPretrainer, StepDenominators
+from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model.tf1_names import assign_tf1_weights, tf1_variables
 from electra_tf.optimization import create_optimizer
 
