@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from electra_tf.config import PretrainingConfig
+from electra_tf.config import PretrainingConfig, normalize_hparams
 from electra_tf.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -124,20 +124,26 @@ class ModelDirectory:
         write_json_atomically(self.path / TRAINING_DATA_FILE, summary)
 
 
-def merge_with_stored(requested: PretrainingConfig, stored: PretrainingConfig | None) -> PretrainingConfig:
-    """The config a run uses: ``requested`` for a new directory; else ``stored`` with the allowed changes.
+def apply_to_stored(stored: PretrainingConfig, overrides: dict[str, Any], model_size: str | None) -> PretrainingConfig:
+    """The config of a resumed run: ``stored``, with the explicitly given settings it may change.
 
-    Raises :class:`UserError` naming every other setting that differs, because a checkpoint cannot
-    be resumed into a different model or with different data handling.
+    ``overrides`` are the settings the user gave (flags and ``--hparams``), ``model_size`` the
+    ``--model-size`` if given. Settings the user did not give come from the stored run, so resuming
+    needs no flags repeated. A given setting that differs from the stored run and is not in
+    :data:`CHANGEABLE_ON_RESUME` is refused with the reason, since a checkpoint cannot be resumed
+    into a different model or data handling.
     """
-    if stored is None:
-        return requested
-    new, old = requested.to_dict(), stored.to_dict()
-    conflicts = [name for name in new if new[name] != old[name] and name not in CHANGEABLE_ON_RESUME]
+    requested = normalize_hparams(overrides)
+    old = stored.to_dict()
+    conflicts = {
+        name: value for name, value in requested.items() if value != old[name] and name not in CHANGEABLE_ON_RESUME
+    }
+    if model_size is not None and model_size != stored.model_size:
+        conflicts["model_size"] = model_size
     if conflicts:
-        details = "; ".join(f"{name}: stored {old[name]!r}, requested {new[name]!r}" for name in conflicts)
+        details = "; ".join(f"{name}: stored {old[name]!r}, requested {value!r}" for name, value in conflicts.items())
         raise UserError(
-            f"the model directory holds a run with different settings ({details}). Use the same flags to resume, "
-            "or a new --model-dir."
+            f"the model directory holds a run with other settings ({details}). Drop those flags to resume it "
+            "(its settings are kept in config.json), or use a new --model-dir."
         )
-    return stored.replace(**{name: new[name] for name in CHANGEABLE_ON_RESUME if new[name] != old[name]})
+    return stored.replace(**{name: value for name, value in requested.items() if name in CHANGEABLE_ON_RESUME})

@@ -28,7 +28,7 @@ from electra_tf.errors import UserError
 from electra_tf.flops import measured_matmul_peak, training_flops_per_example
 from electra_tf.model.masking import SpecialIds
 from electra_tf.model.pretrainer import ElectraPretrainer
-from electra_tf.model_dir import ModelDirectory, merge_with_stored, write_json_atomically
+from electra_tf.model_dir import ModelDirectory, apply_to_stored, write_json_atomically
 from electra_tf.optimization import create_optimizer
 from electra_tf.tokenization import Vocab
 
@@ -61,12 +61,16 @@ class RunOptions:
 
 
 def resolve_config(
-    model_size: str, overrides: dict[str, Any], info: DatasetInfo, stored: PretrainingConfig | None
+    model_size: str,
+    overrides: dict[str, Any],
+    info: DatasetInfo,
+    stored: PretrainingConfig | None,
+    model_size_given: bool = True,
 ) -> PretrainingConfig:
-    """The run's config: preset + overrides, the dataset's settings, reconciled with a stored run.
+    """The run's config: a stored run's (resume) or preset + overrides, with the dataset's settings.
 
     The vocab size, normalisation and sequence length are the dataset's (its records were made with
-    them); an override that contradicts them is refused with the reason.
+    them); an override or a stored run that contradicts them is refused with the reason.
     """
     data_values = {
         "vocab_size": info.vocab_size,
@@ -80,13 +84,22 @@ def resolve_config(
                 f"{name}={overrides[name]!r} contradicts the dataset in {info.data_dir}, which was built with "
                 f"{name}={data_values[name]!r}; rebuild the dataset or drop the override."
             )
-    requested = PretrainingConfig.from_size(model_size, {**overrides, **data_values})
-    limit = requested.discriminator_config().max_position_embeddings
+    if stored is not None:
+        config = apply_to_stored(stored, overrides, model_size if model_size_given else None)
+        differing = {name: value for name, value in data_values.items() if getattr(config, name) != value}
+        if differing:
+            raise UserError(
+                f"the dataset in {info.data_dir} differs from the one the model was trained on "
+                f"({', '.join(f'{k}={v!r} vs {getattr(config, k)!r}' for k, v in differing.items())})."
+            )
+    else:
+        config = PretrainingConfig.from_size(model_size, {**overrides, **data_values})
+    limit = config.discriminator_config().max_position_embeddings
     if info.max_seq_length > limit:
         raise UserError(
             f"the dataset's sequences have {info.max_seq_length} tokens but the model allows {limit} positions."
         )
-    return merge_with_stored(requested, stored)
+    return config
 
 
 def check_dataset_matches_model(info: DatasetInfo, model_dir: ModelDirectory) -> None:
@@ -101,12 +114,18 @@ def check_dataset_matches_model(info: DatasetInfo, model_dir: ModelDirectory) ->
             )
 
 
-def run_pretraining(model_size: str, overrides: dict[str, Any], options: RunOptions) -> dict[str, float] | None:
-    """Train and/or evaluate; returns the evaluation results when ``options.do_eval``."""
+def run_pretraining(
+    model_size: str, overrides: dict[str, Any], options: RunOptions, model_size_given: bool = True
+) -> dict[str, float] | None:
+    """Train and/or evaluate; returns the evaluation results when ``options.do_eval``.
+
+    ``overrides`` are the settings the user gave explicitly (``--hparams`` and flags);
+    ``model_size_given`` says whether ``--model-size`` was given (a resumed run keeps its own).
+    """
     info = DatasetInfo.load(options.data_dir)
     model_dir = ModelDirectory(options.model_dir)
     check_dataset_matches_model(info, model_dir)
-    config = resolve_config(model_size, overrides, info, model_dir.stored_config())
+    config = resolve_config(model_size, overrides, info, model_dir.stored_config(), model_size_given)
     vocab = Vocab.load(info.vocab_file)
     if vocab.sha256 != info.vocab_sha256:
         raise UserError(f"{info.vocab_file} does not match the vocab recorded in {info.data_dir}/dataset_info.json.")

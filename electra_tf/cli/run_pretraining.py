@@ -16,6 +16,8 @@ from electra_tf.cli.common import flag, run_main
 from electra_tf.config import MODEL_SIZES, OPTIMIZERS, PRECISIONS, PretrainingConfig, parse_hparams
 from electra_tf.errors import UserError
 
+FLAGS = flags.FLAGS
+
 flags.DEFINE_enum("model-size", "small", list(MODEL_SIZES), "Size preset (ELECTRA paper Table 6).")
 flags.DEFINE_string(
     "data-dir",
@@ -132,7 +134,7 @@ def main() -> None:
     )
     if not options.do_train and not options.do_eval:
         raise UserError("nothing to do: pass --do-train and/or --do-eval.")
-    run_pretraining(flag("model-size"), overrides, options)
+    run_pretraining(flag("model-size"), overrides, options, model_size_given=FLAGS["model-size"].present > 0)
 
 
 def run() -> None:
