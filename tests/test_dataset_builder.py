@@ -1,0 +1,577 @@
+"""The dataset builder: Google's packing rules, records, held-out split, determinism, safety, bad input.
+
+Packing is checked against ``tests/packing_reference.py``, a line-at-a-time restatement of Google's
+ExampleBuilder, on synthetic token streams (every rule is exercised and counted) and on real Spanish
+text through the whole unit pipeline (reading, tokenizing, chunk carry-over, records).
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gzip
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from packing_reference import ReferenceBuilder
+
+from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
+from electra_tf.data import builder
+from electra_tf.data.builder import BuildOptions, build_dataset
+from electra_tf.data.corpus import Piece, Unit, find_corpus_files, plan_units, read_chunks
+from electra_tf.data.dataset_info import DATASET_INFO_FILE, DatasetInfo
+from electra_tf.data.input_pipeline import FEATURES, training_dataset
+from electra_tf.data.packing import ExamplePacker, SpecialIds, UniformStream, assemble_examples
+from electra_tf.data.tfrecord import ExampleSerializer
+from electra_tf.data.unit_worker import PYTHON_WHITESPACE, UnitSettings, UnitWorker, unit_file
+from electra_tf.errors import UserError
+from electra_tf.tokenization import Vocab
+
+DATA = REPO_ROOT.parent / "shared" / "data"
+BETO_VOCAB = DATA / "vocab" / "beto_cased_vocab.txt"
+FIXTURE_GENERAL = DATA / "fixtures" / "es_general_fixture_200kb.txt"
+FIXTURE_BIOMED = DATA / "fixtures" / "es_biomed_fixture_1mb.txt"
+SPECIAL = SpecialIds(cls_id=2, sep_id=3, pad_id=0)
+GOOGLE_SPEC = {name: tf.io.FixedLenFeature([128], tf.int64) for name in FEATURES}
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers.
+# ----------------------------------------------------------------------------------------------
+
+
+def uniforms(*key: int) -> UniformStream:
+    return UniformStream(np.random.default_rng(list(key)))
+
+
+def read_records(path: str | Path, length: int = 128) -> list[tuple[tuple[int, ...], ...]]:
+    """Every record of a TFRecord file as (input_ids, input_mask, segment_ids) tuples, via Google's spec."""
+    spec = {name: tf.io.FixedLenFeature([length], tf.int64) for name in FEATURES}
+    out = []
+    for record in tf.data.TFRecordDataset(str(path)):
+        parsed = tf.io.parse_single_example(record, spec)
+        out.append(tuple(tuple(parsed[name].numpy().tolist()) for name in FEATURES))
+    return out
+
+
+def settings_for(tmp_path: Path, **changes) -> UnitSettings:
+    values = {
+        "vocab_file": str(DEFAULT_VOCAB_FILE),
+        "do_lower_case": True,
+        "strip_accents": None,
+        "max_seq_length": 128,
+        "blanks_separate_docs": True,
+        "eval_fraction": 0.0,
+        "seed": 7,
+        "strict": False,
+        "units_dir": str(tmp_path),
+        "chunk_bytes": 1 << 20,
+        "max_line_bytes": 16 << 20,
+    }
+    values.update(changes)
+    return UnitSettings(**values)
+
+
+@functools.cache
+def cached_worker(settings: UnitSettings) -> UnitWorker:
+    return UnitWorker(settings)
+
+
+def worker_for(tmp_path: Path, **changes) -> UnitWorker:
+    """A unit worker (tokenizer built once per setting) writing into ``tmp_path``."""
+    worker = cached_worker(settings_for(Path("/nonexistent"), **changes))
+    worker.settings = settings_for(tmp_path, **changes)
+    return worker
+
+
+def reference_examples(worker: UnitWorker, path: Path, unit_index: int, blanks_separate_docs: bool) -> list:
+    """Google's builder (restated) on one whole file, with the unit's training packing stream."""
+    text = path.read_bytes().decode("utf-8")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    row_splits, ids, _ = worker.tokenize("\n".join(lines).encode())
+    vocab_ids = worker.special
+    reference = ReferenceBuilder(
+        worker.settings.max_seq_length,
+        uniforms(worker.settings.seed, unit_index, 0),
+        vocab_ids.cls_id,
+        vocab_ids.sep_id,
+        vocab_ids.pad_id,
+    )
+    for number, line in enumerate(lines):
+        if not line.strip():
+            if blanks_separate_docs:
+                reference.add_line(None)
+            continue
+        reference.add_line(ids[row_splits[number] : row_splits[number + 1]].tolist())
+    reference.add_line(None)  # end of file
+    return [tuple(tuple(part) for part in example) for example in reference.examples]
+
+
+def write_corpus(folder: Path, files: dict[str, str | bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return folder
+
+
+def options(corpus: Path, output: Path, **changes) -> BuildOptions:
+    values = {"corpus_dir": corpus, "output_dir": output, "vocab_file": DEFAULT_VOCAB_FILE, "num_processes": 1}
+    values.update(changes)
+    return BuildOptions(**values)
+
+
+def shard_bytes(info: DatasetInfo) -> list[bytes]:
+    return [Path(shard.path).read_bytes() for shard in info.train_shards + info.eval_shards]
+
+
+# ----------------------------------------------------------------------------------------------
+# Packing rules.
+# ----------------------------------------------------------------------------------------------
+
+
+def synthetic_stream(seed: int, max_length: int) -> list[list[int] | None]:
+    """Documents of token lines (None ends a document): short, long (over max_length) and empty lines."""
+    rng = np.random.default_rng(seed)
+    stream: list[list[int] | None] = []
+    for _ in range(60):
+        for _ in range(int(rng.integers(1, 12))):
+            kind = rng.random()
+            length = 0 if kind < 0.05 else int(rng.integers(max_length, 3 * max_length)) if kind < 0.1 else None
+            if length is None:
+                length = int(rng.integers(1, max_length // 2))
+            stream.append(rng.integers(10, 1000, length).tolist())
+        stream.append(None)
+        if rng.random() < 0.2:
+            stream.append(None)  # consecutive blank lines
+    return stream
+
+
+def pack_with_packer(stream: list[list[int] | None], max_length: int, seed: int, pieces: int) -> list:
+    """The packer over ``stream`` cut into ``pieces`` calls, carrying pending lines like the worker."""
+    packer = ExamplePacker(max_length, uniforms(seed))
+    # Zero-token lines are left out, as the worker does; boundaries stay.
+    events = [line for line in stream if line is None or line]
+    cuts = np.linspace(0, len(events), pieces + 1).astype(int).tolist()
+    out, pending = [], []
+    for start, end in itertools.pairwise(cuts):
+        lines = pending + events[start:end]
+        lengths = np.array([0 if line is None else len(line) for line in lines], dtype=np.int64)
+        boundaries = np.array([line is None for line in lines])
+        flat = np.array([token for line in lines if line for token in line], dtype=np.int32)
+        plan = packer.plan(lengths, boundaries)
+        starts = np.cumsum(lengths) - lengths
+        packed = assemble_examples(plan, lengths, starts, flat, max_length, SPECIAL)
+        out += [
+            (tuple(ids), tuple(mask), tuple(segments))
+            for ids, mask, segments in zip(
+                packed.input_ids.tolist(), packed.input_mask.tolist(), packed.segment_ids.tolist(), strict=True
+            )
+        ]
+        pending = lines[plan.pending_start :]
+    assert not pending
+    return out
+
+
+@pytest.mark.parametrize("max_length", [16, 128])
+@pytest.mark.parametrize("pieces", [1, 7])
+def test_packer_matches_googles_rules(max_length, pieces):
+    """Same examples as the line-at-a-time restatement, and every rule actually occurs."""
+    seen = {"single_segment": 0, "two_segments": 0, "truncated": 0, "short": 0}
+    for seed in range(8):
+        stream = synthetic_stream(seed, max_length)
+        reference = ReferenceBuilder(max_length, uniforms(seed), SPECIAL.cls_id, SPECIAL.sep_id, SPECIAL.pad_id)
+        for line in stream:
+            reference.add_line(line)
+        expected = [tuple(tuple(part) for part in example) for example in reference.examples]
+        assert pack_with_packer(stream, max_length, seed, pieces) == expected
+        for _ids, mask, segments in expected:
+            seen["two_segments" if 1 in segments else "single_segment"] += 1
+            seen["truncated"] += sum(mask) == max_length
+            seen["short"] += sum(mask) < max_length // 2
+    assert all(count > 10 for count in seen.values()), seen
+
+
+def test_packer_worked_example():
+    """A hand-worked case: three lines of 4 tokens with max length 16 (target 16, first target 6)."""
+    stream = [[11, 12, 13, 14], [21, 22, 23, 24], [31, 32, 33, 34], [41, 42, 43, 44, 45], None]
+    # Find a seed whose first draws give: target 16 (u >= 0.05), two segments (u >= 0.1), and the
+    # coin for line 2 (the first that does not fit under 6) sending it to the second segment (>= 0.5).
+    for seed in range(100):
+        values = np.random.default_rng([seed]).random(4)
+        if values[0] >= 0.05 and values[1] >= 0.1 and values[2] >= 0.5:
+            break
+    (ids, mask, segments), *rest = pack_with_packer(stream, 16, seed, 1)
+    # 4 + 4 + 4 + 5 = 17 >= 16: the fourth line closes the example. Line 1 starts segment A (4 < 6);
+    # line 2 does not fit (8 >= 6), the coin sends it to B; line 3 neither fits A (8) nor may join A
+    # (B is not empty) -> B; line 4 -> B. B is truncated to 16 - 4 - 3 = 9 tokens.
+    assert ids == (2, 11, 12, 13, 14, 3, 21, 22, 23, 24, 31, 32, 33, 34, 41, 3)
+    assert segments == (0,) * 6 + (1,) * 10
+    assert mask == (1,) * 16
+    assert rest == []
+
+
+def test_document_boundary_closes_a_short_example():
+    """A document end flushes what has accumulated, even far below the target."""
+    stream = [[5, 6, 7], None, [8, 9], None]
+    examples = pack_with_packer(stream, 128, 0, 1)
+    assert [tuple(t for t in ids if t) for ids, _, _ in examples] == [(2, 5, 6, 7, 3), (2, 8, 9, 3)]
+
+
+def test_serializer_matches_protobuf():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 2**21 + 10, (50, 128))
+    ids[0] = 0
+    mask = (rng.random((50, 128)) < 0.5).astype(np.int32)
+    segments = (rng.random((50, 128)) < 0.5).astype(np.int32)
+    records = ExampleSerializer(128).serialize(ids, mask, segments)
+    for row, record in enumerate(records):
+        example = tf.train.Example.FromString(record)
+        assert list(example.features.feature["input_ids"].int64_list.value) == ids[row].tolist()
+        parsed = tf.io.parse_single_example(record, GOOGLE_SPEC)
+        assert parsed["input_mask"].numpy().tolist() == mask[row].tolist()
+        assert parsed["segment_ids"].numpy().tolist() == segments[row].tolist()
+
+
+def test_blank_line_characters_are_pythons_whitespace():
+    assert set(PYTHON_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()} - {"\n"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Units on real text: reading, tokenizing, carry-over between chunks, records.
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blanks_separate_docs", [True, False])
+def test_unit_reproduces_google_on_real_text(tmp_path, blanks_separate_docs):
+    """Records of a whole unit = the restated Google builder on the file's lines, whatever the chunking."""
+    results = []
+    for chunk_bytes in (1 << 20, 2000):
+        folder = tmp_path / str(chunk_bytes)
+        folder.mkdir()
+        worker = worker_for(folder, chunk_bytes=chunk_bytes, blanks_separate_docs=blanks_separate_docs)
+        summary = worker.build(Unit(3, (Piece(str(FIXTURE_GENERAL), "general.txt"),), 0))
+        records = read_records(unit_file(folder, 3, "train"))
+        assert len(records) == summary["examples_train"] > 100
+        results.append((sorted(records), {k: v for k, v in summary.items() if k != "seconds"}))
+    assert results[0] == results[1]
+    expected = reference_examples(worker, FIXTURE_GENERAL, 3, blanks_separate_docs)
+    assert results[0][0] == sorted(expected)
+
+
+def test_examples_decode_to_the_source_text(tmp_path):
+    """[CLS] A [SEP] B [SEP] with segment ids 0/1; A and B each start with a whole source line."""
+    worker = worker_for(tmp_path)
+    worker.build(Unit(0, (Piece(str(FIXTURE_BIOMED), "biomed.txt"),), 0))
+    lines = [line for line in FIXTURE_BIOMED.read_text(encoding="utf-8").split("\n") if line.strip()]
+    row_splits, ids, _ = worker.tokenize("\n".join(lines).encode())
+    by_first_token: dict[int, list[tuple[int, ...]]] = {}
+    for start, end in itertools.pairwise(row_splits):
+        if end > start:
+            by_first_token.setdefault(int(ids[start]), []).append(tuple(ids[start:end].tolist()))
+
+    def starts_with_a_line(segment: tuple[int, ...]) -> bool:
+        candidates = by_first_token.get(segment[0], [])
+        return any(segment[: len(line)] == line or line[: len(segment)] == segment for line in candidates)
+
+    two_segments = 0
+    for input_ids, mask, segments in read_records(unit_file(tmp_path, 0, "train")):
+        used = sum(mask)
+        assert input_ids[0] == SPECIAL.cls_id and input_ids[used - 1] == SPECIAL.sep_id
+        assert input_ids[used:] == (SPECIAL.pad_id,) * (128 - used)
+        assert mask == (1,) * used + (0,) * (128 - used)
+        first_end = input_ids.index(SPECIAL.sep_id)
+        assert segments[: first_end + 1] == (0,) * (first_end + 1) and set(segments[used:]) <= {0}
+        assert starts_with_a_line(input_ids[1:first_end])
+        if first_end + 1 < used:
+            two_segments += 1
+            assert segments[first_end + 1 : used] == (1,) * (used - first_end - 1)
+            assert starts_with_a_line(input_ids[first_end + 1 : used - 1])
+    assert two_segments > 100
+
+
+def test_cased_beto_vocab_pads_with_its_pad_id(tmp_path):
+    worker = worker_for(tmp_path, vocab_file=str(BETO_VOCAB), do_lower_case=False)
+    worker.build(Unit(0, (Piece(str(FIXTURE_GENERAL), "general.txt"),), 0))
+    beto = Vocab.load(BETO_VOCAB)
+    assert (beto.pad_id, beto.mask_id) == (1, 0)
+    records = read_records(unit_file(tmp_path, 0, "train"))
+    padded = [(ids, sum(mask)) for ids, mask, _ in records if sum(mask) < 128]
+    assert padded
+    for ids, used in padded:
+        assert ids[0] == beto.cls_id and ids[used - 1] == beto.sep_id
+        assert ids[used:] == (beto.pad_id,) * (128 - used)
+    assert not any(beto.mask_id in ids for ids, _, _ in records)  # [MASK] is id 0 in BETO's vocab
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole builds.
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_units(monkeypatch):
+    """Units of 64 KB so that a small corpus makes many units (and several shards)."""
+    monkeypatch.setattr(builder, "MIN_UNIT_BYTES", 1 << 16)
+
+
+def vocabulary_documents(count: int, seed: int) -> tuple[str, list[set[int]]]:
+    """A corpus whose document ``i`` uses only its own whole-word vocab tokens; their id sets."""
+    vocab = Vocab.load(DEFAULT_VOCAB_FILE)
+    words = [(i, t) for i, t in enumerate(vocab.tokens) if t.isascii() and t.isalpha() and t.islower() and len(t) > 3]
+    rng = np.random.default_rng(seed)
+    documents, id_sets = [], []
+    for number in range(count):
+        own = words[number * 6 : number * 6 + 6]
+        id_sets.append({i for i, _ in own})
+        lines = [
+            " ".join(own[k][1] for k in rng.integers(0, 6, rng.integers(3, 40))) for _ in range(rng.integers(2, 9))
+        ]
+        documents.append("\n".join(lines))
+    return "\n\n".join(documents) + "\n", id_sets
+
+
+def test_held_out_documents_are_disjoint_and_examples_stay_in_documents(tmp_path, small_units):
+    text, id_sets = vocabulary_documents(300, 0)
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": text})
+    info = build_dataset(options(corpus, tmp_path / "out", eval_fraction=0.3))
+    owner = {token: number for number, ids in enumerate(id_sets) for token in ids}
+
+    def documents_of(shards) -> set[int]:
+        found = set()
+        for shard in shards:
+            for ids, mask, _ in read_records(shard.path):
+                body = {ids[i] for i in range(1, sum(mask)) if ids[i] != SPECIAL.sep_id}
+                documents = {owner[token] for token in body}
+                assert len(documents) == 1  # an example never spans two documents
+                found |= documents
+        return found
+
+    train, held_out = documents_of(info.train_shards), documents_of(info.eval_shards)
+    assert train and held_out and not train & held_out
+    assert 0.2 < len(held_out) / 300 < 0.4
+    assert info.stats["documents_eval"] == len(held_out) and info.stats["documents_train"] == len(train)
+
+
+def test_build_is_deterministic_and_independent_of_processes(tmp_path, small_units):
+    corpus = write_corpus(tmp_path / "corpus", {"general.txt": FIXTURE_GENERAL.read_bytes()})
+    (corpus / "sub").mkdir()
+    (corpus / "sub" / "biomed.txt").write_bytes(FIXTURE_BIOMED.read_bytes()[:300_000])
+    one = build_dataset(options(corpus, tmp_path / "one", num_processes=1))
+    again = build_dataset(options(corpus, tmp_path / "again", num_processes=1))
+    two = build_dataset(options(corpus, tmp_path / "two", num_processes=2))
+    assert len(one.train_shards) == builder.MIN_DEFAULT_SHARDS and one.stats["units"] > 8
+    assert shard_bytes(one) == shard_bytes(again) == shard_bytes(two)
+    other_seed = build_dataset(options(corpus, tmp_path / "seed", seed=99))
+    assert shard_bytes(other_seed) != shard_bytes(one)
+
+
+def test_records_parse_with_the_project_pipeline(tmp_path):
+    info = build_dataset(options(SAMPLE_CORPUS_DIR, tmp_path / "out"))
+    assert DatasetInfo.load(tmp_path / "out") == info
+    assert all(shard.num_examples > 0 for shard in info.train_shards + info.eval_shards)
+    assert sum(len(read_records(shard.path)) for shard in info.train_shards) == info.num_train_examples
+    batch = next(iter(training_dataset(info.train_shards, batch_size=4, seq_length=128, seed=0)))
+    assert batch["input_ids"].shape == (4, 128) and batch["input_ids"].dtype == tf.int32
+    assert (batch["input_ids"].numpy()[:, 0] == info.cls_id).all()
+    assert info.vocab_file.read_bytes() == DEFAULT_VOCAB_FILE.read_bytes()
+    assert info.vocab_sha256 == Vocab.load(DEFAULT_VOCAB_FILE).sha256
+
+
+def test_compressed_files_give_the_same_examples(tmp_path):
+    text = FIXTURE_GENERAL.read_bytes()
+    plain = build_dataset(options(write_corpus(tmp_path / "plain", {"a.txt": text}), tmp_path / "o1"))
+    packed = build_dataset(
+        options(
+            write_corpus(tmp_path / "packed", {"a.txt.gz": gzip.compress(text)}),
+            tmp_path / "o2",
+        )
+    )
+    bzipped = build_dataset(options(write_corpus(tmp_path / "bz", {"a.txt.bz2": bz2.compress(text)}), tmp_path / "o3"))
+    assert shard_bytes(plain) == shard_bytes(packed) == shard_bytes(bzipped)
+
+
+def test_rerun_with_same_arguments_is_a_no_op_and_other_content_is_refused(tmp_path):
+    out = tmp_path / "out"
+    first = build_dataset(options(SAMPLE_CORPUS_DIR, out))
+    stamp = (out / DATASET_INFO_FILE).stat().st_mtime_ns
+    assert build_dataset(options(SAMPLE_CORPUS_DIR, out)) == first
+    assert (out / DATASET_INFO_FILE).stat().st_mtime_ns == stamp
+    with pytest.raises(UserError, match="--overwrite"):
+        build_dataset(options(SAMPLE_CORPUS_DIR, out, seed=1))
+    unrelated = tmp_path / "mine"
+    write_corpus(unrelated, {"notes.md": "keep me"})
+    with pytest.raises(UserError, match="not empty"):
+        build_dataset(options(SAMPLE_CORPUS_DIR, unrelated))
+    assert (unrelated / "notes.md").read_text() == "keep me"
+    replaced = build_dataset(options(SAMPLE_CORPUS_DIR, out, seed=1, overwrite=True))
+    assert replaced.seed == 1 and not list(tmp_path.glob(".*"))  # no staging or replaced folder left
+    with pytest.raises(UserError, match="must not contain the corpus"):
+        build_dataset(options(tmp_path / "mine", tmp_path, overwrite=True))
+
+
+def test_interrupted_build_resumes_without_duplicates(tmp_path, small_units, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": FIXTURE_BIOMED.read_bytes()[:400_000]})
+    clean = build_dataset(options(corpus, tmp_path / "clean"))
+    built = []
+    original = UnitWorker.build
+
+    def crash_after_three(self, unit):
+        if len(built) == 3:
+            # Die like kill -9 would: a half-written temporary record file, no summary.
+            Path(unit_file(self.settings.units_dir, unit.index, "train")).with_name("partial.tmp").write_bytes(b"xx")
+            raise KeyboardInterrupt
+        built.append(unit.index)
+        return original(self, unit)
+
+    monkeypatch.setattr(UnitWorker, "build", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(options(corpus, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(UnitWorker, "build", original)
+    resumed = build_dataset(options(corpus, tmp_path / "out"))
+    assert shard_bytes(resumed) == shard_bytes(clean)
+    assert resumed.num_train_examples == clean.num_train_examples
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_clean_result(tmp_path):
+    """A real SIGKILL in the middle of a multi-process build, then the same command again."""
+    import signal
+    import time
+
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": (DATA / "corpus" / "es_biomed_clinical.txt").read_bytes()})
+    command = [sys.executable, str(REPO_ROOT / "build_pretraining_dataset.py"), f"--corpus-dir={corpus}"]
+    clean = subprocess.run([*command, f"--output-dir={tmp_path / 'clean'}"], capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    process = subprocess.Popen([*command, f"--output-dir={tmp_path / 'out'}"], start_new_session=True)
+    units = tmp_path / ".out.building" / "units"
+    deadline = time.time() + 300
+    while len(list(units.glob("*.json"))) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "out").exists()
+    rerun = subprocess.run([*command, f"--output-dir={tmp_path / 'out'}"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert shard_bytes(DatasetInfo.load(tmp_path / "out")) == shard_bytes(DatasetInfo.load(tmp_path / "clean"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input.
+# ----------------------------------------------------------------------------------------------
+
+
+def test_missing_or_empty_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="corpus folder not found"):
+        build_dataset(options(tmp_path / "nowhere", tmp_path / "out"))
+    with pytest.raises(UserError, match="no corpus files matching"):
+        build_dataset(options(write_corpus(tmp_path / "other", {"a.csv": "x"}), tmp_path / "out"))
+    with pytest.raises(UserError, match="is empty"):
+        build_dataset(options(write_corpus(tmp_path / "empty", {"a.txt": ""}), tmp_path / "out"))
+    with pytest.raises(UserError, match="no training examples"):
+        build_dataset(options(write_corpus(tmp_path / "blank", {"a.txt": "\n \n\t\n"}), tmp_path / "out"))
+    with pytest.raises(UserError, match="vocab file not found"):
+        build_dataset(options(SAMPLE_CORPUS_DIR, tmp_path / "out", vocab_file=tmp_path / "vocab.txt"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_utf8_is_replaced_and_counted_or_refused(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": b"Hola \xff\xfe mundo.\nOtra l\xc3nea.\n\nFin del texto.\n"})
+    info = build_dataset(options(corpus, tmp_path / "out", eval_fraction=0))
+    assert info.stats["invalid_utf8"] == 3  # \xff, \xfe, and \xc3 before an ASCII letter
+    with pytest.raises(UserError, match=r"invalid UTF-8 in .*a\.txt at byte offset 5"):
+        build_dataset(options(corpus, tmp_path / "strict", strict=True))
+
+
+def test_binary_files_are_skipped(tmp_path):
+    corpus = write_corpus(
+        tmp_path / "corpus", {"text.txt": FIXTURE_GENERAL.read_bytes(), "image.txt": b"\x89PNG\r\n\x00\x00\x01"}
+    )
+    info = build_dataset(options(corpus, tmp_path / "out"))
+    assert info.stats["files_skipped_binary"] == ["image.txt"] and info.stats["files"] == 1
+
+
+def test_unreadable_file_is_named(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "hola\n", "broken.txt.gz": b"not gzip at all"})
+    with pytest.raises(UserError, match=r"cannot read corpus file .*broken\.txt\.gz"):
+        build_dataset(options(corpus, tmp_path / "out"))
+
+
+def test_a_10_mb_line_is_packed_like_any_line(tmp_path):
+    line = ("palabra " * 1_300_000).strip()
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Primera frase.\n" + line + "\nOtra frase.\n"})
+    info = build_dataset(options(corpus, tmp_path / "out", eval_fraction=0))
+    assert info.stats["tokens"] > 1_300_000 and info.num_train_examples >= 2
+
+
+def test_overlong_lines_are_cut_at_a_space(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"corta\n" + b"abc " * 1000 + b"\nfinal\n")
+    chunks = list(read_chunks(Piece(str(path), "a.txt"), chunk_bytes=256, max_line_bytes=1000))
+    lines = b"\n".join(chunk.text for chunk in chunks).split(b"\n")
+    assert lines == [b"corta", b"abc " * 249 + b"abc", b"final"]
+    assert sum(chunk.long_line_cut for chunk in chunks) == 1
+
+
+def test_large_files_are_cut_after_blank_lines(tmp_path):
+    text, _ = vocabulary_documents(200, 1)
+    path = write_corpus(tmp_path, {"a.txt": text}) / "a.txt"
+    files = find_corpus_files(tmp_path, ["*.txt"])
+    units = plan_units(files, 4096, blanks_separate_docs=True)
+    assert len(units) > 5
+    data = path.read_bytes()
+    ends = [unit.pieces[0].end for unit in units[:-1]]
+    assert all(data[end - 2 : end] == b"\n\n" for end in ends)
+    assert b"".join(data[u.pieces[0].start : u.pieces[0].end] for u in units) == data
+
+
+def test_dataset_info_errors(tmp_path):
+    with pytest.raises(UserError, match="not a pretraining dataset"):
+        DatasetInfo.load(tmp_path)
+    info = build_dataset(options(SAMPLE_CORPUS_DIR, tmp_path / "out"))
+    raw = json.loads((tmp_path / "out" / DATASET_INFO_FILE).read_text())
+    assert raw["train_shards"][0]["path"].startswith("train/")
+    (tmp_path / "out" / DATASET_INFO_FILE).write_text(json.dumps({**raw, "format_version": 99}))
+    with pytest.raises(UserError, match="format version 99"):
+        DatasetInfo.load(tmp_path / "out")
+    (tmp_path / "out" / DATASET_INFO_FILE).write_text(json.dumps(raw))
+    Path(info.train_shards[0].path).unlink()
+    with pytest.raises(UserError, match="missing"):
+        DatasetInfo.load(tmp_path / "out")
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line.
+# ----------------------------------------------------------------------------------------------
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "build_pretraining_dataset.py"), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
+
+
+def test_cli_builds_the_sample_corpus(tmp_path):
+    result = run_cli(f"--corpus-dir={SAMPLE_CORPUS_DIR}", f"--output-dir={tmp_path / 'out'}", "--num-processes=2")
+    assert result.returncode == 0, result.stderr
+    assert "training examples" in result.stderr
+    info = DatasetInfo.load(tmp_path / "out")
+    assert info.num_train_examples > 100 and info.strip_accents and info.do_lower_case
+    again = run_cli(f"--corpus-dir={tmp_path / 'nowhere'}", f"--output-dir={tmp_path / 'o2'}")
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1].startswith("error: corpus folder not found")
