@@ -41,7 +41,9 @@ def checkpoint_prefix(path: Path) -> str:
                     "pass the checkpoint prefix (e.g. DIR/model.ckpt-1000000)."
                 )
             return str(indexes[0].with_suffix(""))
-        return newest
+        # A copied or moved directory's 'checkpoint' file may still name the original location.
+        here = path / Path(newest).name
+        return str(here) if Path(f"{here}.index").is_file() else newest
     if Path(f"{path}.index").is_file():
         return str(path)
     raise UserError(f"checkpoint not found: {path} (neither a directory nor a prefix with a .index file).")
@@ -60,8 +62,8 @@ def read_google_checkpoint(path: Path) -> ImportedWeights:
         names = sorted(reader.get_variable_to_shape_map())
         kept = [name for name in names if is_model_variable(name)]
         weights = {name: np.asarray(reader.get_tensor(name), dtype=np.float32) for name in kept}
-    except tf.errors.OpError as error:
-        raise UserError(f"cannot read the TF checkpoint {prefix}: {error.message}") from None
+    except (tf.errors.OpError, IndexError) as error:  # a truncated data file raises IndexError
+        raise UserError(f"cannot read the TF checkpoint {prefix} ({error}); it may be corrupt.") from None
     if not weights:
         raise UserError(
             f"{prefix} holds no ELECTRA variables with Google's TF1 names (e.g. electra/embeddings/word_embeddings)."
