@@ -229,3 +229,15 @@ def test_evaluation_is_reproducible():
     second = model.evaluate(data, return_dict=True, verbose=0)
     assert first == second
     assert set(first) >= {"disc_auc", "disc_precision", "disc_recall", "masked_lm_accuracy"}
+
+
+def test_a_model_only_checkpoint_restores_every_variable(tmp_path):
+    config = tiny()
+    keras.utils.set_random_seed(1)
+    saved = ElectraPretrainer(config, SPECIAL)
+    tf.train.Checkpoint(model=saved).write(str(tmp_path / "model"))
+    keras.utils.set_random_seed(2)
+    restored = ElectraPretrainer(config, SPECIAL)
+    tf.train.Checkpoint(model=restored).read(str(tmp_path / "model")).assert_existing_objects_matched()
+    for a, b in zip(saved.trainable_variables, restored.trainable_variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -112,8 +112,11 @@ class TransformerEncoder(keras.layers.Layer):
         self.transformer_layers = [
             TransformerLayer(config, name=f"layer_{index}") for index in range(config.num_hidden_layers)
         ]
-        for layer in self.transformer_layers:
+        for index, layer in enumerate(self.transformer_layers):
             layer.build((None, None, config.hidden_size))
+            # tf.train.Checkpoint does not follow Keras' list wrapper: name each layer as an attribute
+            # too, or a model-only restore (export) would silently leave the layers uninitialised.
+            setattr(self, f"layer_{index}", layer)
 
     def call(self, embedded: tf.Tensor, input_mask: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Sequence output ``[B, S, H]`` for embeddings ``[B, S, E]`` and ``input_mask`` ``[B, S]``."""
