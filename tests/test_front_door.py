@@ -27,8 +27,8 @@ def test_cli_help_documents_every_flag():
     for script, expected in [
         ("run_pretraining.py", ["--model-size", "--data-dir", "--model-dir", "--hparams", "--precision"]),
         ("build_pretraining_dataset.py", ["--corpus-dir", "--vocab-file", "--max-seq-length", "--num-shards"]),
-        ("export_to_hf.py", ["--model-dir", "--output-dir", "--checkpoint", "--hub-repo-prefix", "--overwrite"]),
-        ("vocab/build_vocab.py", ["--corpus-dir", "--output", "--vocab-size", "--do-lower-case"]),
+        ("export_to_hf.py", ["--model-dir", "--output-dir", "--checkpoint", "--hub-repo-prefix", "overwrite"]),
+        ("vocab/build_vocab.py", ["--corpus-dir", "--output", "--vocab-size", "do-lower-case"]),
     ]:
         # absl exits with status 1 after printing help, so the status is not checked.
         result = subprocess.run([sys.executable, str(REPO_ROOT / script), "--help"], capture_output=True, text=True)
