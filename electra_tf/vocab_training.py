@@ -5,28 +5,34 @@ the very normaliser and pre-tokenizer that :class:`electra_tf.tokenization.Token
 (``BertNormalizer`` + ``BertPreTokenizer``), so every piece is one the tokenizer can produce: the
 same cleaning, lower-casing, accent stripping, punctuation and CJK splitting.
 
-The corpus is streamed line by line (memory grows with the number of distinct words, not with the
-corpus size), with progress logged as it is read. The output is written atomically and its order
-is canonical (special tokens, ``[unusedN]`` slots, then word-initial pieces and ``##`` pieces, each
-sorted), so the same corpus and flags give a byte-identical file: the trainer itself returns tied
-merges in an order that varies from run to run.
+The corpus is streamed line by line, twice (memory grows with the number of distinct words, not
+with the corpus size), with progress logged as it is read. The same corpus and flags give a
+byte-identical file. Left alone, the trainer is not deterministic: it numbers the ``##`` forms of
+characters, and picks which equally rare characters to drop at ``limit_alphabet``, in hash-map order,
+and it breaks ties between equally frequent merges by those numbers. So a first, cheap pass counts
+the characters, the alphabet is chosen here (most frequent first, then by code point), and the
+``##`` form of every alphabet character that can continue a word is numbered up front (handed to
+the trainer with the special tokens). The output is written atomically in a canonical order
+(special tokens, ``[unusedN]`` slots, then word-initial pieces and ``##`` pieces, each sorted).
 """
 
 from __future__ import annotations
 
 import bz2
+import collections
 import dataclasses
 import gzip
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from absl import logging
 from tokenizers import Tokenizer as HfTokenizer
 from tokenizers import models, pre_tokenizers, trainers
+from tokenizers.normalizers import BertNormalizer
 
 from electra_tf.errors import UserError
 from electra_tf.tokenization import SPECIAL_TOKENS, WORDPIECE_PREFIX, hf_normalizer, resolve_strip_accents
@@ -72,8 +78,9 @@ class _CorpusReader:
     Invalid UTF-8 is replaced (U+FFFD, which the normaliser then drops), as the dataset builder does.
     """
 
-    def __init__(self, files: Sequence[Path]) -> None:
+    def __init__(self, files: Sequence[Path], task: str) -> None:
         self.files = list(files)
+        self.task = task
         self.total_bytes = sum(path.stat().st_size for path in self.files)
         self.bytes_read = 0
         self.num_lines = 0
@@ -102,7 +109,8 @@ class _CorpusReader:
         rate = self.bytes_read / elapsed
         eta = (self.total_bytes - self.bytes_read) / rate if rate else float("inf")
         logging.info(
-            "read %.1f/%.1f MB (%.0f%%), %d lines, %.1f MB/s, about %.0f s left to read",
+            "%s: read %.1f/%.1f MB (%.0f%%), %d lines, %.1f MB/s, about %.0f s left to read",
+            self.task,
             self.bytes_read / 1e6,
             self.total_bytes / 1e6,
             100 * self.bytes_read / max(self.total_bytes, 1),
@@ -167,37 +175,43 @@ def train_vocab(
             f"and {num_unused} unused slots."
         )
 
-    trainer_model = HfTokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix=WORDPIECE_PREFIX))
-    trainer_model.normalizer = hf_normalizer(do_lower_case, strip_accents)
-    trainer_model.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size - num_unused,
-        min_frequency=min_frequency,
-        limit_alphabet=limit_alphabet,
-        special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix=WORDPIECE_PREFIX,
-        show_progress=False,
-    )
-    reader = _CorpusReader(files)
+    normalizer = hf_normalizer(do_lower_case, strip_accents)
+    start = time.monotonic()
     logging.info(
         "training a %d-entry vocab (lower-case=%s, strip accents=%s) on %d file(s), %.1f MB",
         vocab_size,
         do_lower_case,
         strip_accents,
-        len(reader.files),
-        reader.total_bytes / 1e6,
+        len(files),
+        sum(path.stat().st_size for path in files) / 1e6,
     )
-    start = time.monotonic()
-    trainer_model.train_from_iterator(_log_when_read(reader, start), trainer=trainer)
-    if reader.num_lines == 0:
-        raise UserError(f"the corpus has no text: {len(reader.files)} file(s), no non-blank line.")
-    pieces = list(trainer_model.get_vocab())
-    if len(pieces) > vocab_size - num_unused:
+    alphabet = choose_alphabet(_CorpusReader(files, "counting characters"), normalizer, limit_alphabet)
+    if not alphabet:
+        raise UserError(f"the corpus has no text: {len(files)} file(s), no character left after normalisation.")
+    continuations = [WORDPIECE_PREFIX + char for char in alphabet if _can_continue_a_word(char, normalizer)]
+    needed = reserved + len(alphabet) + len(continuations)
+    if needed > vocab_size:
         raise UserError(
             f"--vocab-size {vocab_size} is too small: the {len(SPECIAL_TOKENS)} special tokens, {num_unused} unused "
-            f"slots and the alphabet (its characters, word-initial and ## forms) need {len(pieces) + num_unused}. "
-            f"Raise --vocab-size or lower --limit-alphabet."
+            f"slots and the alphabet ({len(alphabet)} characters, {len(continuations)} of them also as ## pieces) "
+            f"need {needed}. Raise --vocab-size or lower --limit-alphabet."
         )
+
+    trainer_model = HfTokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix=WORDPIECE_PREFIX))
+    trainer_model.normalizer = normalizer
+    trainer_model.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size - num_unused,
+        min_frequency=min_frequency,
+        limit_alphabet=len(alphabet),
+        initial_alphabet=alphabet,
+        special_tokens=[*SPECIAL_TOKENS, *continuations],
+        continuing_subword_prefix=WORDPIECE_PREFIX,
+        show_progress=False,
+    )
+    reader = _CorpusReader(files, "counting words")
+    trainer_model.train_from_iterator(_log_when_read(reader, start), trainer=trainer)
+    pieces = list(trainer_model.get_vocab())
     if len(pieces) < vocab_size - num_unused:
         logging.warning(
             "the corpus only supports %d entries (asked for %d): no pair left with --min-frequency %d.",
@@ -219,6 +233,30 @@ def train_vocab(
         num_bytes=reader.total_bytes,
         seconds=seconds,
     )
+
+
+def choose_alphabet(lines: Iterable[str], normalizer: BertNormalizer, limit_alphabet: int) -> list[str]:
+    """The ``limit_alphabet`` most frequent characters of the normalised text, ties by code point, sorted.
+
+    Characters are counted as written, then each distinct one is normalised on its own (the
+    normaliser works character by character), so this is the trainer's own count, at C speed.
+    """
+    raw_counts: collections.Counter[str] = collections.Counter()
+    for line in lines:
+        raw_counts.update(line)
+    counts: collections.Counter[str] = collections.Counter()
+    for raw_char, count in raw_counts.items():
+        for char in normalizer.normalize_str(raw_char):
+            if not char.isspace():
+                counts[char] += count
+    ranked = sorted(counts, key=lambda char: (-counts[char], ord(char)))
+    return sorted(ranked[:limit_alphabet])
+
+
+def _can_continue_a_word(char: str, normalizer: BertNormalizer) -> bool:
+    """False for the characters the pre-tokenizer always splits off (punctuation, CJK)."""
+    words = pre_tokenizers.BertPreTokenizer().pre_tokenize_str(normalizer.normalize_str(f"a{char}a"))
+    return len(words) == 1
 
 
 def _log_when_read(lines: _CorpusReader, start: float) -> Iterator[str]:
