@@ -460,8 +460,8 @@ def test_kill_9_then_rerun_gives_the_clean_result(tmp_path):
     while len(list(units.glob("*.json"))) < 2 and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (tmp_path / "out").exists()
+    assert process.wait() == -signal.SIGKILL  # killed mid-build, not finished
+    assert not (tmp_path / "out").exists() and units.is_dir()
     rerun = subprocess.run([*command, f"--output-dir={tmp_path / 'out'}"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert shard_bytes(DatasetInfo.load(tmp_path / "out")) == shard_bytes(DatasetInfo.load(tmp_path / "clean"))

@@ -1,8 +1,9 @@
 """``build_pretraining_dataset.py``: turn a folder of plain-text files into sharded TFRecords.
 
 Input format: UTF-8 text, one sentence or paragraph per line, a blank line between documents.
-Output: ``OUTPUT_DIR/train/*.tfrecord``, ``OUTPUT_DIR/eval/*.tfrecord`` (Google's schema) and
-``OUTPUT_DIR/dataset_info.json``, which training reads to check the vocab and sequence length.
+Output: ``OUTPUT_DIR/train/*.tfrecord``, ``OUTPUT_DIR/eval/*.tfrecord`` (Google's schema), a copy of
+the vocab as ``OUTPUT_DIR/vocab.txt`` and ``OUTPUT_DIR/dataset_info.json``, which training reads to
+check the vocab and sequence length. An interrupted build resumes when rerun with the same flags.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ flags.DEFINE_integer("num-processes", os.cpu_count() or 1, "Worker processes (de
 flags.DEFINE_integer(
     "num-shards",
     None,
-    "Training shards to write. Default: by corpus size (about 64 MB of input text per shard).",
+    "Training shards to write. Default: one per 64 MB of input text, at least 8. A shard holds whole blocks "
+    "of input (2-32 MB each), so a small corpus may get fewer shards than this (with a warning).",
 )
 flags.DEFINE_boolean("do-lower-case", True, "Lower-case the text (use --nodo-lower-case for a cased vocab).")
 flags.DEFINE_boolean(
@@ -40,8 +42,17 @@ flags.DEFINE_boolean(
 )
 flags.DEFINE_string("file-pattern", "*.txt,*.txt.gz,*.txt.bz2", "Comma-separated glob(s) of corpus file names.")
 flags.DEFINE_integer("seed", 12345, "Random seed: the same corpus, flags and seed give byte-identical shards.")
-flags.DEFINE_float("eval-fraction", 0.01, "Fraction of documents held out for evaluation (by document).")
-flags.DEFINE_boolean("overwrite", False, "Replace an existing, different dataset in --output-dir.")
+flags.DEFINE_float(
+    "eval-fraction",
+    0.01,
+    "Share of documents held out for evaluation, written to OUTPUT_DIR/eval (0: none). With "
+    "--noblanks-separate-docs a document is a file, or a 2-32 MB slice of a large file.",
+)
+flags.DEFINE_boolean(
+    "overwrite",
+    False,
+    "Replace whatever is in a non-empty --output-dir (refused without it, unless it holds this very build).",
+)
 flags.DEFINE_boolean("strict", False, "Fail on invalid UTF-8 instead of replacing and counting it.")
 
 
