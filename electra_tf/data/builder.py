@@ -32,7 +32,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from absl import logging
 
@@ -41,6 +41,9 @@ from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetI
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.data.unit_worker import EVAL, SPLITS, TRAIN, UnitSettings, UnitWorker, new_summary, unit_file
 from electra_tf.errors import UserError
+
+if TYPE_CHECKING:
+    from electra_tf.tokenization import Vocab
 
 BUILD_FORMAT = 1
 """Part of every build signature: bump it when the same flags would give different records."""
@@ -146,7 +149,7 @@ def build_dataset(options: BuildOptions) -> DatasetInfo:
     )
     # Workers start now: loading TensorFlow and the tokenizer takes them seconds, which the checks
     # below overlap.
-    with _worker_pool(min(options.num_processes, len(units)), settings) as pool:
+    with _WorkerPool(min(options.num_processes, len(units)), settings) as pool:
         from electra_tf.tokenization import Vocab, resolve_strip_accents
 
         vocab = Vocab.load(options.vocab_file)
@@ -303,7 +306,7 @@ class _InProcessPool:
         return (self._worker.build(unit) for unit in units)
 
 
-class _worker_pool:  # noqa: N801 - used like a function in a with statement
+class _WorkerPool:
     """Spawned worker processes (fork is unsafe once TensorFlow runs), or the in-process stand-in."""
 
     def __init__(self, processes: int, settings: UnitSettings) -> None:
@@ -396,7 +399,7 @@ def _assemble(
     staging: Path,
     options: BuildOptions,
     strip_accents: bool,
-    vocab: Any,
+    vocab: Vocab,
     summaries: Sequence[dict[str, Any]],
     files: Sequence[CorpusFile],
     skipped: Sequence[str],
