@@ -161,6 +161,18 @@ class TrainingLogger(StepCallback):
         self._window_start_time, self._window_start_step = time.perf_counter(), step
 
 
+class PeriodicEvaluation(StepCallback):
+    """Runs ``evaluate`` (an :class:`electra_tf.training.Evaluator`) every ``every`` steps while training."""
+
+    def __init__(self, every: int, evaluate: Callable[[], dict]) -> None:
+        super().__init__(every)
+        self.evaluate = evaluate
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.due(self.current_step()):
+            self.evaluate()
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops with a clear message when the loss becomes NaN or infinite (the weights would be ruined)."""
 

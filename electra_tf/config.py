@@ -188,6 +188,8 @@ class PretrainingConfig:
     # Schedule of the run.
     num_train_steps: int = 1_000_000
     num_eval_steps: int = 100
+    eval_every_steps: int = 0
+    """Evaluate on the held-out shards every this many steps while training (0: only with --do-eval)."""
     save_checkpoints_steps: int = 1000
     keep_checkpoint_max: int = 5
     log_every_steps: int = 100
@@ -228,6 +230,8 @@ class PretrainingConfig:
             "steps_per_execution",
             "gradient_accumulation_steps",
         )
+        if self.eval_every_steps < 0:
+            raise UserError(f"eval_every_steps must be >= 0, got {self.eval_every_steps}.")
         if self.num_warmup_steps < 0:
             raise UserError(f"num_warmup_steps must be >= 0, got {self.num_warmup_steps}.")
         if self.max_seq_length < 3:

@@ -28,6 +28,7 @@ CHANGEABLE_ON_RESUME = frozenset(
         "num_train_steps",
         "learning_rate",
         "num_eval_steps",
+        "eval_every_steps",
         "eval_batch_size",
         "save_checkpoints_steps",
         "keep_checkpoint_max",

@@ -10,6 +10,7 @@ skipped beyond one shuffle buffer.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from electra_tf.callbacks import CheckpointSaver, StopOnNonFiniteLoss, TrainingLogger
+from electra_tf.callbacks import CheckpointSaver, PeriodicEvaluation, StopOnNonFiniteLoss, TrainingLogger
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.dataset_info import DatasetInfo
 from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
@@ -43,6 +44,8 @@ EVAL_METRICS = (
     "masked_lm_loss",
     "loss",
 )
+EVAL_HISTORY_FILE = "eval_history.jsonl"
+"""One line of eval results per evaluation (periodic and final), for learning curves."""
 # Settings that come from the dataset (the records were made with them).
 _DATA_SETTINGS = ("vocab_size", "do_lower_case", "strip_accents", "max_seq_length")
 
@@ -151,11 +154,10 @@ def run_pretraining(
     )
     _restore_or_initialise(manager, checkpoint, model, options, vocab)
 
+    evaluator = Evaluator(model, config, info, model_dir, chief) if options.do_eval or config.eval_every_steps else None
     if options.do_train:
-        _train(model, config, info, strategy, manager if chief else None, model_dir, vocab, chief)
-    if not options.do_eval:
-        return None
-    return _evaluate(model, config, info, strategy, model_dir, chief)
+        _train(model, config, info, strategy, manager, model_dir, vocab, evaluator, chief)
+    return evaluator() if options.do_eval else None
 
 
 def _optimizer(config: PretrainingConfig) -> keras.optimizers.Optimizer:
@@ -200,11 +202,14 @@ def _train(
     config: PretrainingConfig,
     info: DatasetInfo,
     strategy: tf.distribute.Strategy,
-    manager: tf.train.CheckpointManager | None,
+    manager: tf.train.CheckpointManager,
     model_dir: ModelDirectory,
     vocab: Vocab,
+    evaluator: Evaluator | None,
     chief: bool,
 ) -> None:
+    """Fit to ``config.num_train_steps``; every worker saves (non-chief workers to a scratch directory),
+    as MultiWorkerMirroredStrategy requires."""
     start_step = int(model.optimizer.iterations.numpy())
     remaining = config.num_train_steps - start_step
     if remaining <= 0:
@@ -230,6 +235,9 @@ def _train(
     ]
     if config.precision != "mixed_float16":
         callbacks.insert(0, StopOnNonFiniteLoss(config.precision))
+    if config.eval_every_steps:
+        # After the logger, so an evaluation never splits a logging window's metrics.
+        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator))
     logging.info(
         "Training steps %d..%d: global batch %d (%d micro-batch(es) per step), %s, XLA %s, %.2f GFLOP per example, "
         "matmul peak %.1f TFLOP/s.",
@@ -323,41 +331,58 @@ def _cell(token: str) -> str:
     return token.replace("|", "\\|")
 
 
-def _evaluate(
-    model: ElectraPretrainer,
-    config: PretrainingConfig,
-    info: DatasetInfo,
-    strategy: tf.distribute.Strategy,
-    model_dir: ModelDirectory,
-    chief: bool,
-) -> dict[str, float]:
-    if not info.eval_shards:
-        raise UserError(
-            f"--do-eval needs held-out shards, and {info.data_dir} has none (built with --eval-fraction 0)."
+class Evaluator:
+    """Evaluation on the held-out shards: metrics to eval_results.json, eval_history.jsonl and TensorBoard eval/."""
+
+    def __init__(
+        self,
+        model: ElectraPretrainer,
+        config: PretrainingConfig,
+        info: DatasetInfo,
+        model_dir: ModelDirectory,
+        chief: bool,
+    ) -> None:
+        if not info.eval_shards:
+            raise UserError(
+                f"evaluation needs held-out shards, and {info.data_dir} has none (built with --eval-fraction 0)."
+            )
+        available = info.num_eval_examples // config.eval_batch_size
+        if available == 0:
+            raise UserError(
+                f"the {info.num_eval_examples} held-out examples do not fill one eval batch of "
+                f"{config.eval_batch_size}; lower --eval-batch-size."
+            )
+        self.model, self.model_dir, self.chief = model, model_dir, chief
+        self.steps = min(config.num_eval_steps, available)
+        self.num_examples = self.steps * config.eval_batch_size
+        self.dataset = evaluation_dataset(
+            [shard.path for shard in info.eval_shards], config.eval_batch_size, config.max_seq_length
         )
-    available = info.num_eval_examples // config.eval_batch_size
-    if available == 0:
-        raise UserError(
-            f"the {info.num_eval_examples} held-out examples do not fill one eval batch of {config.eval_batch_size}; "
-            "lower --eval-batch-size."
-        )
-    steps = min(config.num_eval_steps, available)
-    dataset = evaluation_dataset(
-        [shard.path for shard in info.eval_shards], config.eval_batch_size, config.max_seq_length
-    )
-    model.reset_metrics()
-    results = model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
-    step = int(model.optimizer.iterations.numpy())
-    values = {name: float(results[name]) for name in EVAL_METRICS if name in results}
-    values |= {"global_step": step, "num_eval_examples": steps * config.eval_batch_size}
-    if chief:
-        write_json_atomically(model_dir.eval_results_file, values)
-        with tf.summary.create_file_writer(str(model_dir.path / "eval")).as_default(step=step):
-            for name in EVAL_METRICS:
-                if name in values:
-                    tf.summary.scalar(name, values[name])
-    print(format_eval_table(values))
-    return values
+        self.writer = tf.summary.create_file_writer(str(model_dir.path / "eval")) if chief else None
+        self._last: dict[str, float] | None = None
+
+    def __call__(self) -> dict[str, float]:
+        """Evaluate the current weights (once per step); the results are also printed as the model-card table."""
+        if self._last is not None and self._last["global_step"] == int(self.model.optimizer.iterations.numpy()):
+            return self._last
+        self.model.reset_metrics()
+        results = self.model.evaluate(self.dataset, steps=self.steps, return_dict=True, verbose=0)
+        self.model.reset_metrics()
+        step = int(self.model.optimizer.iterations.numpy())
+        values = {name: float(results[name]) for name in EVAL_METRICS if name in results}
+        values |= {"global_step": step, "num_eval_examples": self.num_examples}
+        if self.chief:
+            write_json_atomically(self.model_dir.eval_results_file, values)
+            with open(self.model_dir.path / EVAL_HISTORY_FILE, "a", encoding="utf-8") as history:
+                history.write(json.dumps(values, sort_keys=True) + "\n")
+            with self.writer.as_default(step=step):
+                for name in EVAL_METRICS:
+                    if name in values:
+                        tf.summary.scalar(name, values[name])
+            self.writer.flush()
+        print(format_eval_table(values), flush=True)
+        self._last = values
+        return values
 
 
 def format_eval_table(values: dict[str, float]) -> str:

@@ -69,6 +69,12 @@ flags.DEFINE_integer(
 flags.DEFINE_boolean("do-train", True, "Train (resuming from the newest checkpoint in --model-dir if any).")
 flags.DEFINE_boolean("do-eval", False, "After training, evaluate on the held-out shards and write eval_results.json.")
 flags.DEFINE_integer("num-eval-steps", None, "Evaluation batches. Default: 100.")
+flags.DEFINE_integer(
+    "eval-every-steps",
+    None,
+    "Also evaluate on the held-out shards every this many steps while training (TensorBoard eval/ and "
+    "eval_history.jsonl). Default: 0 (off).",
+)
 flags.DEFINE_integer("seed", None, "Random seed for initialisation, masking, sampling and data order. Default: 1234.")
 flags.DEFINE_string(
     "init-checkpoint",
@@ -101,6 +107,7 @@ CONFIG_FLAGS = (
     "log-every-steps",
     "steps-per-execution",
     "num-eval-steps",
+    "eval-every-steps",
     "seed",
 )
 
