@@ -26,6 +26,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -292,7 +295,75 @@ _CONTEXT_DEPENDENT = {(True, False): "\u03a3\x00"}
 
 @functools.cache
 def char_rules(do_lower_case: bool, strip_accents: bool) -> CharRules:
-    """Derive the character rules for one setting (a few seconds; cached per process)."""
+    """The character rules for one setting: from the disk cache, or derived (about 6 s) and cached.
+
+    The cache (``$ELECTRA_TF_CACHE``, default ``~/.cache/electra_tf``) is keyed by this module's
+    source and the versions of the libraries whose behaviour the rules record, so it can never serve
+    rules derived by other code; every process that builds a tokenizer (each dataset-builder worker,
+    each test) skips the derivation after the first.
+    """
+    path = _cache_dir() / f"char_rules-{_rules_cache_key(do_lower_case, strip_accents)}.npz"
+    rules = _load_rules(path)
+    if rules is None:
+        rules = _derive_char_rules(do_lower_case, strip_accents)
+        _store_rules(path, rules)
+    return rules
+
+
+def _load_rules(path: Path) -> CharRules | None:
+    """Rules stored by :func:`_store_rules`, or None if the file is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return CharRules(
+                rendering_code_points=stored["rendering_code_points"],
+                rendering_lengths=stored["rendering_lengths"],
+                fast_path_pattern=str(stored["fast_path_pattern"]),
+                output_chars=frozenset(str(stored["output_chars"])),
+                isolated_chars=frozenset(str(stored["isolated_chars"])),
+            )
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("ELECTRA_TF_CACHE") or Path.home() / ".cache" / "electra_tf")
+
+
+def _rules_cache_key(do_lower_case: bool, strip_accents: bool) -> str:
+    parts = [
+        Path(__file__).read_bytes().hex(),
+        tf.__version__,
+        importlib.metadata.version("tensorflow-text"),
+        importlib.metadata.version("tokenizers"),
+        f"{do_lower_case}-{strip_accents}",
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def _store_rules(path: Path, rules: CharRules) -> None:
+    """Write the rules atomically; a cache that cannot be written (read-only home) is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(
+                out,
+                rendering_code_points=rules.rendering_code_points,
+                rendering_lengths=rules.rendering_lengths,
+                fast_path_pattern=np.str_(rules.fast_path_pattern),
+                output_chars=np.str_("".join(sorted(rules.output_chars))),
+                isolated_chars=np.str_("".join(sorted(rules.isolated_chars))),
+            )
+        os.replace(temporary, path)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _derive_char_rules(do_lower_case: bool, strip_accents: bool) -> CharRules:
+    """Compare Hugging Face's and tensorflow-text's rendering of every code point (a few seconds)."""
     hf = _hf_renderings(do_lower_case, strip_accents)
     fast = _tf_text_renderings(do_lower_case, strip_accents)
     unsafe = [

@@ -12,6 +12,7 @@ with the same vocab and flags, on tricky strings and on real Spanish text. Vocab
 
 import functools
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tokenizers import BertWordPieceTokenizer
@@ -229,3 +230,16 @@ def test_real_spanish_text_parity(setting):
     different = [line for line, ids, want in zip(lines, got, expected, strict=True) if ids != want]
     share = 1 - len(different) / len(lines)
     assert share >= PARITY_REQUIRED, f"{share:.4%} of {len(lines)} lines identical; first: {different[:5]}"
+
+
+def test_character_rules_survive_the_disk_cache_unchanged(tmp_path):
+    from electra_tf.tokenization import _derive_char_rules, _load_rules, _store_rules
+
+    derived = _derive_char_rules(True, False)
+    _store_rules(tmp_path / "rules.npz", derived)
+    loaded = _load_rules(tmp_path / "rules.npz")
+    np.testing.assert_array_equal(loaded.rendering_code_points, derived.rendering_code_points)
+    np.testing.assert_array_equal(loaded.rendering_lengths, derived.rendering_lengths)
+    assert loaded.fast_path_pattern == derived.fast_path_pattern
+    assert loaded.output_chars == derived.output_chars and loaded.isolated_chars == derived.isolated_chars
+    assert _load_rules(tmp_path / "missing.npz") is None
