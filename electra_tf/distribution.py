@@ -21,11 +21,13 @@ def create_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy
     """
     if name not in STRATEGIES:
         raise UserError(f"--strategy must be one of {STRATEGIES}, got {name!r}.")
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical devices: listing logical ones would start the runtime, and MultiWorkerMirroredStrategy
+    # must be created before it starts ("Collective ops must be configured at program startup").
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device"
     if name == "one_device":
-        strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        strategy = tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     elif name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     elif name == "multi_worker_mirrored":
@@ -51,3 +53,27 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
         task_type, task_id = cluster.get("type"), cluster.get("index", 0)
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+
+
+def spans_several_workers(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy whose replicas live in more than one process."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.num_replicas_in_sync > len(
+        strategy.extended.worker_devices
+    )
+
+
+def check_every_worker_restored(strategy: tf.distribute.Strategy, step: int) -> None:
+    """Refuse to go on unless every worker restored the same step.
+
+    Each worker restores from its own view of the model directory. If that is not one shared directory
+    (NFS, GCS...), the workers would start from different weights and silently train diverging copies.
+    Every worker sees all the steps, so all of them stop with the same message.
+    """
+    if not spans_several_workers(strategy):
+        return
+    steps = strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0).numpy().tolist()
+    if len(set(steps)) > 1:
+        raise UserError(
+            f"the workers restored different steps ({', '.join(map(str, steps))}, by worker): every worker must "
+            "see the same --model-dir, on storage they share (NFS, GCS), so all resume from the chief's checkpoint."
+        )

@@ -24,7 +24,7 @@ from electra_tf.callbacks import CheckpointSaver, PeriodicEvaluation, StopOnNonF
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.dataset_info import DatasetInfo
 from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
-from electra_tf.distribution import create_strategy, is_chief
+from electra_tf.distribution import check_every_worker_restored, create_strategy, is_chief
 from electra_tf.errors import UserError
 from electra_tf.flops import measured_matmul_peak, training_flops_per_example
 from electra_tf.model.masking import SpecialIds
@@ -147,16 +147,24 @@ def run_pretraining(
         optimizer = _optimizer(config)
         model.compile(optimizer=optimizer, steps_per_execution=config.steps_per_execution)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(
-        checkpoint,
-        str(model_dir.checkpoints if chief else _scratch_dir(model_dir)),
-        max_to_keep=config.keep_checkpoint_max,
-    )
-    _restore_or_initialise(manager, checkpoint, model, options, vocab)
+    _restore_or_initialise(checkpoint, model, model_dir, options, vocab)
+    check_every_worker_restored(strategy, int(model.optimizer.iterations.numpy()))
 
     evaluator = Evaluator(model, config, info, model_dir, chief) if options.do_eval or config.eval_every_steps else None
-    if options.do_train:
-        _train(model, config, info, strategy, manager, model_dir, vocab, evaluator, chief)
+    # Non-chief workers save too (MultiWorkerMirroredStrategy expects every worker to), into a scratch
+    # directory removed at the end.
+    scratch = None if chief else tempfile.TemporaryDirectory(prefix="electra_tf_worker_")
+    try:
+        manager = tf.train.CheckpointManager(
+            checkpoint,
+            scratch.name if scratch else str(model_dir.checkpoints),
+            max_to_keep=config.keep_checkpoint_max if chief else 1,
+        )
+        if options.do_train:
+            _train(model, config, info, strategy, manager, model_dir, vocab, evaluator, chief)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     return evaluator() if options.do_eval else None
 
 
@@ -167,21 +175,15 @@ def _optimizer(config: PretrainingConfig) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def _scratch_dir(model_dir: ModelDirectory) -> Path:
-    """Non-chief workers write their (identical) checkpoints here, outside the chief's directory."""
-    return Path(tempfile.mkdtemp(prefix="electra_tf_worker_"))
-
-
 def _restore_or_initialise(
-    manager: tf.train.CheckpointManager,
     checkpoint: tf.train.Checkpoint,
     model: ElectraPretrainer,
+    model_dir: ModelDirectory,
     options: RunOptions,
     vocab: Vocab,
 ) -> None:
-    latest = tf.train.latest_checkpoint(str(Path(manager.directory)))
-    if latest is None and options.model_dir.joinpath("checkpoints").is_dir():
-        latest = tf.train.latest_checkpoint(str(options.model_dir / "checkpoints"))
+    """Every worker restores the chief's newest checkpoint, or else imports ``--init-checkpoint`` if given."""
+    latest = tf.train.latest_checkpoint(str(model_dir.checkpoints))
     if latest is not None:
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
@@ -355,9 +357,15 @@ class Evaluator:
         self.model, self.model_dir, self.chief = model, model_dir, chief
         self.steps = min(config.num_eval_steps, available)
         self.num_examples = self.steps * config.eval_batch_size
-        self.dataset = evaluation_dataset(
+        dataset = evaluation_dataset(
             [shard.path for shard in info.eval_shards], config.eval_batch_size, config.max_seq_length
         )
+        # Across workers, each reads all held-out records and keeps its share of every batch: sharding by
+        # file would leave a worker without files when there are fewer shards than workers, and the
+        # first worker out of data ends the evaluation for all.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        self.dataset = dataset.with_options(options)
         self.writer = tf.summary.create_file_writer(str(model_dir.path / "eval")) if chief else None
         self._last: dict[str, float] | None = None
 

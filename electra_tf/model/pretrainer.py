@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
+from electra_tf.distribution import spans_several_workers
 from electra_tf.model import counter_random
 from electra_tf.model.embeddings import SharedEmbeddings
 from electra_tf.model.encoder import TransformerEncoder
@@ -258,12 +259,24 @@ class ElectraPretrainer(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None) -> None:
+        """Nothing to build: every weight exists from ``__init__`` and the optimizer's from ``compile``.
+
+        Keras' version (TF backend, under a strategy) first averages the replicas' first batch with
+        ``strategy.reduce``, which fails for dict batches under MultiWorkerMirroredStrategy
+        (keras-team/keras#20329) and, under MirroredStrategy, hands the layers float ids.
+        """
+
     def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         replica = tf.distribute.get_replica_context()
         num_replicas = replica.num_replicas_in_sync if replica is not None else 1
         replica_id = replica.replica_id_in_sync_group if replica is not None else 0
         batch = {name: data[name] for name in FEATURES}
         local_size = batch["input_ids"].shape[0]
+        if local_size is None:
+            # Multi-worker iterators drop the static batch size; the accumulation split needs it.
+            local_size = self.config.train_batch_size // num_replicas
+            batch = {name: tf.ensure_shape(value, [local_size, *value.shape[1:]]) for name, value in batch.items()}
 
         local = self.step_denominators(batch["input_ids"], batch["input_mask"])
         denominators = StepDenominators(*_sum_over_replicas([local.masked, local.tokens]))
@@ -283,13 +296,13 @@ class ElectraPretrainer(keras.Model):
         gradients = [g * (factor / num_replicas) for g in gradients]
         self.optimizer.apply(gradients, self.trainable_variables)
 
-        self._metric_set.update(statistics, self.config)
+        self._metric_set.update(_sum_statistics_over_replicas(statistics), self.config)
         logs = self._metric_set.results(self.config)
         logs["grad_norm"] = norm
         logs["learning_rate"] = learning_rate
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             logs["loss_scale"] = loss_scale
-        return logs
+        return _reducible_by_keras(logs)
 
     def _eval_statistics(
         self, batch: dict[str, tf.Tensor], masked_total: tf.Tensor, token_total: tf.Tensor
@@ -304,8 +317,9 @@ class ElectraPretrainer(keras.Model):
     def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         batch = {name: data[name] for name in FEATURES}
         denominators = self.step_denominators(batch["input_ids"], batch["input_mask"])
-        self._metric_set.update(self._evaluate(batch, denominators.masked, denominators.tokens), self.config)
-        return self._metric_set.results(self.config)
+        statistics = self._evaluate(batch, denominators.masked, denominators.tokens)
+        self._metric_set.update(_sum_statistics_over_replicas(statistics), self.config)
+        return _reducible_by_keras(self._metric_set.results(self.config))
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -356,6 +370,22 @@ def _sum_over_replicas(values: list[tf.Tensor]) -> list[tf.Tensor]:
     if replica is None or replica.num_replicas_in_sync == 1:
         return list(values)
     return replica.all_reduce(tf.distribute.ReduceOp.SUM, list(values))
+
+
+def _sum_statistics_over_replicas(statistics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The global batch's statistics on every replica: Keras averages the replicas' metric results,
+    and an average of per-replica ratios is not the global batch's ratio."""
+    names = sorted(statistics)
+    return dict(zip(names, _sum_over_replicas([statistics[name] for name in names]), strict=True))
+
+
+def _reducible_by_keras(logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """``logs`` as Keras can reduce them: across several workers it calls ``strategy.reduce(MEAN, axis=0)``,
+    which fails on scalars (tensorflow/tensorflow#72388), so there each becomes a ``[1]`` vector. Every
+    replica holds the same values (global sums), so the mean is exact."""
+    if spans_several_workers(tf.distribute.get_strategy()):
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
 
 
 def _loss_scale(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
