@@ -186,10 +186,19 @@ def test_xla_and_plain_graph_steps_agree():
         np.testing.assert_allclose(a, b, atol=2e-6)
 
 
-def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_gradient_accumulation_equals_one_step_on_the_whole_batch(dropout):
+    # Masking, sampling and dropout masks depend on (seed, step, example), not on the split, so the
+    # equality holds with dropout on too.
     data = batch(size=8)
-    whole = _one_step_weights(tiny(train_batch_size=8), data)
-    accumulated = _one_step_weights(tiny(train_batch_size=8, gradient_accumulation_steps=4), data)
+    rates = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+
+    def config(**overrides):
+        base = tiny(train_batch_size=8, **overrides)
+        return base.replace(model_hparam_overrides={**base.model_hparam_overrides, **rates})
+
+    whole = _one_step_weights(config(), data)
+    accumulated = _one_step_weights(config(gradient_accumulation_steps=4), data)
     moved = 0
     for a, b, before in zip(whole, accumulated, _initial_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=2e-6)

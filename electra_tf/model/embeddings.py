@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ModelConfig
+from electra_tf.model.dropout import CounterDropout, DropoutNoise
 from electra_tf.model.initializers import truncated_normal
 
 
@@ -21,7 +22,7 @@ class SharedEmbeddings(keras.layers.Layer):
     float32 under mixed precision (epsilon 1e-12 underflows in float16).
     """
 
-    def __init__(self, config: ModelConfig, **kwargs) -> None:
+    def __init__(self, config: ModelConfig, noise: DropoutNoise, **kwargs) -> None:
         super().__init__(name="embeddings", **kwargs)
         self.config = config
         init = truncated_normal(config.initializer_range)
@@ -39,7 +40,7 @@ class SharedEmbeddings(keras.layers.Layer):
             epsilon=config.layer_norm_eps, name="LayerNorm", dtype="float32"
         )
         self.layer_norm.build((None, None, width))
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.dropout = CounterDropout(config.hidden_dropout_prob, noise)
 
     def call(self, input_ids: tf.Tensor, segment_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
         seq_length = tf.shape(input_ids)[1]

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ModelConfig
+from electra_tf.model.dropout import CounterDropout, DropoutNoise
 from electra_tf.model.initializers import tf1_default, truncated_normal
 
 ATTENTION_MASK_ADDER = -10000.0
@@ -44,7 +45,7 @@ def layer_norm(config: ModelConfig, name: str) -> keras.layers.LayerNormalizatio
 class TransformerLayer(keras.layers.Layer):
     """One post-LN BERT layer: self-attention, add & norm, GELU feed-forward, add & norm."""
 
-    def __init__(self, config: ModelConfig, **kwargs) -> None:
+    def __init__(self, config: ModelConfig, noise: DropoutNoise, **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
         hidden = config.hidden_size
@@ -53,13 +54,14 @@ class TransformerLayer(keras.layers.Layer):
         self.query = dense(hidden, config, "query")
         self.key = dense(hidden, config, "key")
         self.value = dense(hidden, config, "value")
-        self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+        self.attention_dropout = CounterDropout(config.attention_probs_dropout_prob, noise)
         self.attention_output = dense(hidden, config, "attention_output_dense")
         self.attention_layer_norm = layer_norm(config, "attention_output_LayerNorm")
         self.intermediate = dense(config.intermediate_size, config, "intermediate_dense", config.hidden_act)
         self.output_dense = dense(hidden, config, "output_dense")
         self.output_layer_norm = layer_norm(config, "output_LayerNorm")
-        self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.attention_output_dropout = CounterDropout(config.hidden_dropout_prob, noise)
+        self.output_dropout = CounterDropout(config.hidden_dropout_prob, noise)
 
     def build(self, input_shape) -> None:
         hidden, intermediate = self.config.hidden_size, self.config.intermediate_size
@@ -83,12 +85,17 @@ class TransformerLayer(keras.layers.Layer):
         probs = self.attention_dropout(tf.cast(probs, v.dtype), training=training)
         context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
         context = tf.reshape(context, [tf.shape(hidden)[0], tf.shape(hidden)[1], self.config.hidden_size])
-        attended = self._add_and_norm(self.attention_output(context), hidden, self.attention_layer_norm, training)
+        attended = self._add_and_norm(
+            self.attention_output_dropout(self.attention_output(context), training=training),
+            hidden,
+            self.attention_layer_norm,
+        )
         expanded = self.intermediate(attended)
-        return self._add_and_norm(self.output_dense(expanded), attended, self.output_layer_norm, training)
+        return self._add_and_norm(
+            self.output_dropout(self.output_dense(expanded), training=training), attended, self.output_layer_norm
+        )
 
-    def _add_and_norm(self, update: tf.Tensor, residual: tf.Tensor, norm, training: bool) -> tf.Tensor:
-        update = self.hidden_dropout(update, training=training)
+    def _add_and_norm(self, update: tf.Tensor, residual: tf.Tensor, norm) -> tf.Tensor:
         summed = tf.cast(update, tf.float32) + tf.cast(residual, tf.float32)
         return tf.cast(norm(summed), self.compute_dtype)
 
@@ -100,7 +107,7 @@ class TransformerEncoder(keras.layers.Layer):
     own projection, as in Google's code (the projection is not shared).
     """
 
-    def __init__(self, config: ModelConfig, **kwargs) -> None:
+    def __init__(self, config: ModelConfig, noise: DropoutNoise, **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.embeddings_project = None
@@ -110,7 +117,7 @@ class TransformerEncoder(keras.layers.Layer):
             )
             self.embeddings_project.build((None, None, config.embedding_size))
         self.transformer_layers = [
-            TransformerLayer(config, name=f"layer_{index}") for index in range(config.num_hidden_layers)
+            TransformerLayer(config, noise, name=f"layer_{index}") for index in range(config.num_hidden_layers)
         ]
         for index, layer in enumerate(self.transformer_layers):
             layer.build((None, None, config.hidden_size))

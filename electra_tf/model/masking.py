@@ -22,7 +22,7 @@ MASK_REPLACE_PROB = 0.85
 """Share of chosen positions replaced by [MASK]; the others keep their token (Google: no random token)."""
 
 # Salts that keep the random streams of the different uses independent.
-_SALT_POSITIONS, _SALT_MASK_COIN, _SALT_SAMPLING = 1, 2, 3
+_SALT_POSITIONS, _SALT_MASK_COIN, _SALT_SAMPLING, _SALT_GENERATOR_DROPOUT, _SALT_DISCRIMINATOR_DROPOUT = 1, 2, 3, 4, 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +36,14 @@ class SpecialIds:
 
 @dataclasses.dataclass(frozen=True)
 class StepKeys:
-    """Per-example uint32 keys ``[B]`` of the three random draws of one training step."""
+    """Per-example uint32 keys ``[B]`` of the random draws of one training step: masked positions,
+    the [MASK]-or-keep coin, the generator's samples, and the dropout of each network's pass."""
 
     positions: tf.Tensor
     mask_coin: tf.Tensor
     sampling: tf.Tensor
+    generator_dropout: tf.Tensor
+    discriminator_dropout: tf.Tensor
 
     @classmethod
     def derive(cls, seed: int, step: tf.Tensor, example_index: tf.Tensor) -> StepKeys:
@@ -49,6 +52,8 @@ class StepKeys:
             positions=counter_random.row_keys(seed, step, example_index, _SALT_POSITIONS),
             mask_coin=counter_random.row_keys(seed, step, example_index, _SALT_MASK_COIN),
             sampling=counter_random.row_keys(seed, step, example_index, _SALT_SAMPLING),
+            generator_dropout=counter_random.row_keys(seed, step, example_index, _SALT_GENERATOR_DROPOUT),
+            discriminator_dropout=counter_random.row_keys(seed, step, example_index, _SALT_DISCRIMINATOR_DROPOUT),
         )
 
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 from electra_tf.config import PretrainingConfig
 from electra_tf.distribution import spans_several_workers
 from electra_tf.model import counter_random
+from electra_tf.model.dropout import DropoutNoise
 from electra_tf.model.embeddings import SharedEmbeddings
 from electra_tf.model.encoder import TransformerEncoder
 from electra_tf.model.heads import DiscriminatorHead, GeneratorHead
@@ -83,9 +84,10 @@ class ElectraPretrainer(keras.Model):
         self.config = config
         self.special = special
         discriminator, generator = config.discriminator_config(), config.generator_config()
-        self.embeddings = SharedEmbeddings(discriminator)
-        self.generator = TransformerEncoder(generator, name="generator")
-        self.discriminator = TransformerEncoder(discriminator, name="electra")
+        self.noise = DropoutNoise()
+        self.embeddings = SharedEmbeddings(discriminator, self.noise)
+        self.generator = TransformerEncoder(generator, self.noise, name="generator")
+        self.discriminator = TransformerEncoder(discriminator, self.noise, name="electra")
         self.generator_head = GeneratorHead(generator)
         self.discriminator_head = DiscriminatorHead(discriminator)
         self._metric_set = _PretrainingMetrics()
@@ -123,8 +125,9 @@ class ElectraPretrainer(keras.Model):
         config = self.config
         input_ids, input_mask, segment_ids = (batch[name] for name in FEATURES)
         masked = mask_batch(input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, keys)
-        embedded = self.embeddings(masked.masked_ids, segment_ids, training=training)
-        generator_hidden = self.generator(embedded, input_mask, training=training)
+        with self.noise.keys_for_pass(keys.generator_dropout):
+            embedded = self.embeddings(masked.masked_ids, segment_ids, training=training)
+            generator_hidden = self.generator(embedded, input_mask, training=training)
         at_positions = tf.gather(generator_hidden, masked.positions, batch_dims=1)
         mlm_logits = self.generator_head(at_positions, self.embeddings.word_embeddings)
         sampling_logits = mlm_logits
@@ -149,7 +152,8 @@ class ElectraPretrainer(keras.Model):
         target_log_probs = tf.gather(log_probs, masked.target_ids, batch_dims=2)
         mlm_sum = -tf.reduce_sum(masked.weights * target_log_probs)
 
-        disc_logits = self.discriminator_logits(corruption.fake_ids, input_mask, segment_ids, training)
+        with self.noise.keys_for_pass(keys.discriminator_dropout):
+            disc_logits = self.discriminator_logits(corruption.fake_ids, input_mask, segment_ids, training)
         token_weights = tf.cast(input_mask, tf.float32)
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=disc_logits)
         disc_sum = tf.reduce_sum(bce * token_weights)
