@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from electra_tf.atomic_io import write_json_atomically, write_text_atomically
 from electra_tf.config import PretrainingConfig, normalize_hparams
 from electra_tf.errors import UserError
 
@@ -39,25 +39,6 @@ CHANGEABLE_ON_RESUME = frozenset(
     }
 )
 """Settings a resumed run may change (the schedule of the run, not the model or the data)."""
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomically(path: Path, values: Any) -> None:
-    write_text_atomically(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from electra_tf.atomic_io import write_json_atomically
 from electra_tf.callbacks import CheckpointSaver, PeriodicEvaluation, StopOnNonFiniteLoss, TrainingLogger
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.dataset_info import DatasetInfo
@@ -29,7 +30,7 @@ from electra_tf.errors import UserError
 from electra_tf.flops import measured_matmul_peak, training_flops_per_example
 from electra_tf.model.masking import SpecialIds
 from electra_tf.model.pretrainer import ElectraPretrainer
-from electra_tf.model_dir import ModelDirectory, apply_to_stored, write_json_atomically
+from electra_tf.model_dir import ModelDirectory, apply_to_stored
 from electra_tf.optimization import create_optimizer
 from electra_tf.tokenization import Vocab
 

@@ -22,8 +22,6 @@ import bz2
 import collections
 import dataclasses
 import gzip
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ from tokenizers import Tokenizer as HfTokenizer
 from tokenizers import models, pre_tokenizers, trainers
 from tokenizers.normalizers import BertNormalizer
 
+from electra_tf.atomic_io import write_text_atomically
 from electra_tf.errors import UserError
 from electra_tf.tokenization import SPECIAL_TOKENS, WORDPIECE_PREFIX, hf_normalizer, resolve_strip_accents
 
@@ -128,21 +127,6 @@ def canonical_order(pieces: Sequence[str], num_unused: int) -> list[str]:
     return [*SPECIAL_TOKENS, *(f"[unused{i}]" for i in range(num_unused)), *initial, *continuation]
 
 
-def _write_atomically(path: Path, lines: Sequence[str]) -> None:
-    """Write ``lines`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write("".join(f"{line}\n" for line in lines))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def train_vocab(
     files: Sequence[Path],
     output: str | Path,
@@ -222,7 +206,7 @@ def train_vocab(
     vocab = canonical_order(pieces, num_unused)
     if output.exists() and not overwrite:
         raise UserError(f"{output} appeared while training; pass --overwrite to replace it.")
-    _write_atomically(output, vocab)
+    write_text_atomically(output, "".join(f"{token}\n" for token in vocab))
     seconds = time.monotonic() - start
     logging.info("wrote %s: %d entries in %.0f s", output, len(vocab), seconds)
     return VocabTrainingResult(

@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from absl import logging
 
+from electra_tf.atomic_io import write_text_atomically
 from electra_tf.data.corpus import CorpusFile, Unit, find_corpus_files, looks_binary, plan_units
-from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo, write_text_atomically
+from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.data.unit_worker import EVAL, SPLITS, TRAIN, UnitSettings, UnitWorker, new_summary, unit_file
 from electra_tf.errors import UserError

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from electra_tf.atomic_io import write_text_atomically
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.errors import UserError
 
@@ -116,21 +115,6 @@ class DatasetInfo:
     @property
     def num_eval_examples(self) -> int:
         return sum(shard.num_examples for shard in self.eval_shards)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes files private; this is ordinary output
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _shards_from_json(data_dir: Path, entries: list[dict[str, Any]]) -> tuple[Shard, ...]:

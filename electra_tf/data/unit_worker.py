@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from electra_tf.atomic_io import write_text_atomically
 from electra_tf.data.corpus import Chunk, Piece, Unit, read_chunks
-from electra_tf.data.dataset_info import write_text_atomically
 from electra_tf.data.packing import ExamplePacker, PackedExamples, SpecialIds, UniformStream, assemble_examples
 from electra_tf.data.tfrecord import AtomicRecordWriter, ExampleSerializer
 from electra_tf.errors import UserError
