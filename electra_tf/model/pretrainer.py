@@ -300,7 +300,7 @@ class ElectraPretrainer(keras.Model):
         gradients = [g * (factor / num_replicas) for g in gradients]
         self.optimizer.apply(gradients, self.trainable_variables)
 
-        self._metric_set.update(_sum_statistics_over_replicas(statistics), self.config)
+        self._metric_set.update(_sum_statistics_over_replicas(statistics))
         logs = self._metric_set.results(self.config)
         logs["grad_norm"] = norm
         logs["learning_rate"] = learning_rate
@@ -322,7 +322,7 @@ class ElectraPretrainer(keras.Model):
         batch = {name: data[name] for name in FEATURES}
         denominators = self.step_denominators(batch["input_ids"], batch["input_mask"])
         statistics = self._evaluate(batch, denominators.masked, denominators.tokens)
-        self._metric_set.update(_sum_statistics_over_replicas(statistics), self.config)
+        self._metric_set.update(_sum_statistics_over_replicas(statistics))
         return _reducible_by_keras(self._metric_set.results(self.config))
 
     @property
@@ -353,7 +353,7 @@ class _PretrainingMetrics:
             self.disc_auc,
         ]
 
-    def update(self, s: dict[str, tf.Tensor], config: PretrainingConfig) -> None:
+    def update(self, s: dict[str, tf.Tensor]) -> None:
         self.mlm_loss.update_state(s["mlm_loss_sum"], s["masked"])
         self.disc_loss.update_state(s["disc_loss_sum"], s["tokens"])
         self.mlm_accuracy.update_state(s["mlm_correct"], s["masked"])
