@@ -1,12 +1,12 @@
 """Counter-based random numbers: each value is a hash of (seed, step, example, position, salt).
 
-Masking and sampling draw from these instead of a stateful generator, so the random numbers an
+Masking, sampling and dropout (``dropout.py``) draw from these instead of a stateful generator, so the random numbers an
 example sees depend only on the run's seed, the training step and the example's index in the
 global batch, never on how the batch is split over replicas or accumulation micro-batches, and
 never on the state of a generator. That gives three guarantees that stateful RNGs cannot:
 
-* a resumed run masks and samples exactly as the uninterrupted run would have;
-* one device, N replicas and k accumulation micro-batches compute the same update (dropout off);
+* a resumed run masks, samples and drops out exactly as the uninterrupted run would have;
+* one device, N replicas and k accumulation micro-batches compute the same update;
 * nothing random needs to be stored in a checkpoint.
 
 The hash is Chris Wellons' "lowbias32" integer mixer, applied to a running combination of the
