@@ -29,6 +29,7 @@ def test_cli_help_documents_every_flag():
         ("build_pretraining_dataset.py", ["--corpus-dir", "--vocab-file", "--max-seq-length", "--num-shards"]),
         ("export_to_hf.py", ["--model-dir", "--output-dir", "--checkpoint", "--hub-repo-prefix", "overwrite"]),
         ("vocab/build_vocab.py", ["--corpus-dir", "--output", "--vocab-size", "do-lower-case"]),
+        ("electra_tf/cli/index_tfrecords.py", ["--tfrecords", "--eval-tfrecords", "--vocab-file", "--output-dir"]),
     ]:
         # absl exits with status 1 after printing help, so the status is not checked.
         result = subprocess.run([sys.executable, str(REPO_ROOT / script), "--help"], capture_output=True, text=True)

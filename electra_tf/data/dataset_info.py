@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +119,14 @@ class DatasetInfo:
 
 
 def _shards_from_json(data_dir: Path, entries: list[dict[str, Any]]) -> tuple[Shard, ...]:
-    return tuple(Shard(str(data_dir / entry["path"]), int(entry["num_examples"])) for entry in entries)
+    return tuple(Shard(os.path.normpath(data_dir / entry["path"]), int(entry["num_examples"])) for entry in entries)
 
 
 def _shards_to_json(data_dir: Path, shards: tuple[Shard, ...]) -> list[dict[str, Any]]:
     return [
-        {"path": Path(shard.path).relative_to(Path(data_dir).resolve()).as_posix(), "num_examples": shard.num_examples}
+        {
+            "path": Path(os.path.relpath(shard.path, Path(data_dir).resolve())).as_posix(),
+            "num_examples": shard.num_examples,
+        }
         for shard in shards
     ]
