@@ -452,13 +452,7 @@ def _assemble(
     }
     return DatasetInfo(
         data_dir=staging,
-        vocab_sha256=vocab.sha256,
-        vocab_size=len(vocab),
-        pad_id=vocab.pad_id,
-        unk_id=vocab.unk_id,
-        cls_id=vocab.cls_id,
-        sep_id=vocab.sep_id,
-        mask_id=vocab.mask_id,
+        **DatasetInfo.vocab_fields(vocab),
         do_lower_case=options.do_lower_case,
         strip_accents=strip_accents,
         max_seq_length=options.max_seq_length,

@@ -12,11 +12,14 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from electra_tf.atomic_io import write_text_atomically
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.errors import UserError
+
+if TYPE_CHECKING:  # the tokenizer's libraries are not needed to read a dataset
+    from electra_tf.tokenization import Vocab
 
 DATASET_INFO_FILE = "dataset_info.json"
 VOCAB_COPY = "vocab.txt"
@@ -44,6 +47,19 @@ class DatasetInfo:
     train_shards: tuple[Shard, ...]
     eval_shards: tuple[Shard, ...]
     stats: dict[str, Any]
+
+    @staticmethod
+    def vocab_fields(vocab: Vocab) -> dict[str, Any]:
+        """The fields that describe ``vocab`` (its hash, size and special-token ids)."""
+        return {
+            "vocab_sha256": vocab.sha256,
+            "vocab_size": len(vocab),
+            "pad_id": vocab.pad_id,
+            "unk_id": vocab.unk_id,
+            "cls_id": vocab.cls_id,
+            "sep_id": vocab.sep_id,
+            "mask_id": vocab.mask_id,
+        }
 
     @classmethod
     def load(cls, data_dir: str | Path) -> DatasetInfo:

@@ -81,13 +81,7 @@ def index_records(
     train, held_out = shards(train_files), shards(eval_files)
     info = DatasetInfo(
         data_dir=output_dir.resolve(),
-        vocab_sha256=vocab.sha256,
-        vocab_size=len(vocab),
-        pad_id=vocab.pad_id,
-        unk_id=vocab.unk_id,
-        cls_id=vocab.cls_id,
-        sep_id=vocab.sep_id,
-        mask_id=vocab.mask_id,
+        **DatasetInfo.vocab_fields(vocab),
         do_lower_case=do_lower_case,
         strip_accents=resolve_strip_accents(do_lower_case, strip_accents),
         max_seq_length=lengths.pop(),
