@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+from shared_data import is_shared_data_skip, requires_shared_data
+
 from electra_tf import REPO_ROOT
 
 
@@ -37,3 +39,24 @@ def test_cli_help_documents_every_flag():
             assert name in result.stdout, (script, name)
         # Every flag of the tool has help text (absl prints "--name: text").
         assert not re.search(r"^\s+--[\w\[\]-]+:\s*$", result.stdout, flags=re.MULTILINE), result.stdout
+
+
+def test_ci_runs_the_suite_from_a_clone_without_the_shared_data():
+    ci_script = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ".venv/bin/python .ci/check_standalone.py || exit 1" in ci_script
+    assert (REPO_ROOT / ".ci" / "check_standalone.py").is_file()
+
+
+def test_only_shared_data_py_knows_where_the_shared_data_is():
+    """Every test finds ../shared through tests/shared_data.py, so every such test can skip without it."""
+    others = [path for path in sorted((REPO_ROOT / "tests").glob("*.py")) if path.name != "shared_data.py"]
+    readers = [path.name for path in others if re.search(r"""/\s*["']shared["']""", path.read_text())]
+    assert readers == []
+
+
+def test_a_test_without_the_shared_data_skips_with_the_reason_ci_accepts():
+    marker = requires_shared_data("vocab/beto_cased_vocab.txt", "no/such/file.txt")
+    assert marker.args == (True,)
+    assert marker.kwargs["reason"] == "needs ../shared/data/no/such/file.txt (the project's CI has it)"
+    assert is_shared_data_skip(marker.kwargs["reason"])
+    assert not is_shared_data_skip("needs a GPU")
