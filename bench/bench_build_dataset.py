@@ -20,6 +20,10 @@ them, because builds on a shared machine are slower.
 
     python bench/bench_build_dataset.py                     # 20 MB, 2 processes, 3 runs
     python bench/bench_build_dataset.py --megabytes 100 --num-processes 2 --runs 3
+    python bench/bench_build_dataset.py --corpus MY_TEXT.txt
+
+The default corpus is the project's shared 100 MB Spanish text in ``../shared/data`` beside the
+checkout (its CI has it); elsewhere pass ``--corpus``.
 """
 
 from __future__ import annotations
@@ -148,6 +152,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=Path, default=REPO_ROOT / "vocab" / "vocab.txt", help="vocab.txt to use.")
     parser.add_argument("--max-seq-length", type=int, default=128)
     args = parser.parse_args()
+    if not args.corpus.is_file():
+        parser.error(f"--corpus {args.corpus} not found; pass --corpus with a UTF-8 text file to slice.")
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, {platform.platform()}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

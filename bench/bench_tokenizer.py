@@ -11,6 +11,10 @@ every core of the machine.
 
     python bench/bench_tokenizer.py                       # default vocab, 20 MB + the biomedical fixture
     python bench/bench_tokenizer.py --vocab ../shared/data/vocab/beto_cased_vocab.txt --megabytes 0
+    python bench/bench_tokenizer.py --corpus MY_TEXT.txt --fixture sample_corpus/salud_y_clinica.txt
+
+The default texts are the project's shared Spanish corpora in ``../shared/data`` beside the
+checkout (its CI has them); elsewhere pass ``--corpus`` and ``--fixture``.
 """
 
 from __future__ import annotations
@@ -101,6 +105,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    for flag, path in (("--corpus", args.corpus), ("--fixture", args.fixture)):
+        if not Path(path).is_file():
+            parser.error(f"{flag} {path} not found; pass {flag} with a UTF-8 text file (one line per paragraph).")
 
     vocab = Vocab.load(args.vocab)
     texts = {Path(args.corpus).name: read_lines(Path(args.corpus), args.megabytes)}

@@ -1,7 +1,7 @@
 """Shared parts of the training benchmarks (``bench_training.py``, ``bench_torch_reference.py``).
 
 * :func:`write_real_batch`: one batch of real pretraining examples, built by our dataset builder
-  from the Spanish fixture, saved as ``.npz`` so that every framework trains on the same token ids
+  from Spanish text, saved as ``.npz`` so that every framework trains on the same token ids
   (realistic padding and masking candidates).
 * :func:`run_child`: one measured configuration in a fresh Python process (mixed-precision
   policies, thread pools and XLA caches are process-wide), answering with one JSON line.
@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT
+from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 
-FIXTURE = REPO_ROOT.parent / "shared" / "data" / "fixtures" / "es_general_fixture_2mb.txt"
+SHARED_FIXTURE = REPO_ROOT.parent / "shared" / "data" / "fixtures" / "es_general_fixture_2mb.txt"
+"""The text of the published figures (the project's shared data, beside its CI checkout)."""
 FEATURES = ("input_ids", "input_mask", "segment_ids")
 MATMUL_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 """The dtype the matmuls of each Keras precision policy (and the matching PyTorch setting) run in."""
@@ -41,11 +42,13 @@ CHILD_FLAG = "--child"
 
 
 def write_real_batch(seq_length: int, batch_size: int, folder: Path) -> Path:
-    """``folder/batch_{seq}_{batch}.npz``: the first ``batch_size`` training examples of the fixture.
+    """``folder/batch_{seq}_{batch}.npz``: the first ``batch_size`` training examples of Spanish text.
 
-    The arrays are int32 ``[batch_size, seq_length]`` ``input_ids``/``input_mask``/``segment_ids``,
-    plus the vocab size and the [CLS]/[SEP]/[MASK] ids. The dataset is built (once per sequence
-    length) under ``folder`` with the default vocab, as ``build_pretraining_dataset.py`` would.
+    The text is the shared 2 MB fixture where it exists, else the repository's sample corpus (token
+    ids differ, step times hardly). The arrays are int32 ``[batch_size, seq_length]``
+    ``input_ids``/``input_mask``/``segment_ids``, plus the vocab size and the [CLS]/[SEP]/[MASK] ids.
+    The dataset is built (once per sequence length) under ``folder`` with the default vocab, as
+    ``build_pretraining_dataset.py`` would.
     """
     from electra_tf.data.builder import BuildOptions, build_dataset
     from electra_tf.data.input_pipeline import evaluation_dataset
@@ -53,18 +56,22 @@ def write_real_batch(seq_length: int, batch_size: int, folder: Path) -> Path:
     path = folder / f"batch_{seq_length}_{batch_size}.npz"
     if path.exists():
         return path
+    corpus_dir, patterns = (
+        (SHARED_FIXTURE.parent, (SHARED_FIXTURE.name,)) if SHARED_FIXTURE.is_file() else (SAMPLE_CORPUS_DIR, ("*.txt",))
+    )
+    print(f"  real batch from {corpus_dir}/{','.join(patterns)}", flush=True)
     info = build_dataset(
         BuildOptions(
-            corpus_dir=FIXTURE.parent,
+            corpus_dir=corpus_dir,
             output_dir=folder / f"dataset_{seq_length}",
             vocab_file=DEFAULT_VOCAB_FILE,
             max_seq_length=seq_length,
-            file_patterns=(FIXTURE.name,),
+            file_patterns=patterns,
         )
     )
     if info.num_train_examples < batch_size:
         raise SystemExit(
-            f"{FIXTURE.name} gives {info.num_train_examples} examples of length {seq_length}, < {batch_size}"
+            f"{corpus_dir} gives {info.num_train_examples} examples of length {seq_length}, < {batch_size}"
         )
     batch = next(iter(evaluation_dataset([shard.path for shard in info.train_shards], batch_size, seq_length)))
     np.savez(

@@ -2,7 +2,7 @@
 
 The field names follow Google's ``configure_pretraining.PretrainingConfig`` and ``BertConfig`` so a
 Google ``--hparams`` JSON works here unchanged. The presets are ELECTRA's published settings (paper
-Table 6 and Google's code; see ../shared/docs/ELECTRA_SPEC.md §1.3). Every derived value (embedding
+Table 6 and Google's code; see docs/algorithm.md#sizes). Every derived value (embedding
 size, generator size, ``max_predictions_per_seq``) is resolved when the config is built, and the
 resolved config is what a model directory stores, so resume and export never re-derive anything.
 """
@@ -88,7 +88,7 @@ _ENCODER_SIZES = {
     "large": {"hidden_size": 1024, "num_hidden_layers": 24},
 }
 
-# Pretraining settings that differ between presets (spec §1.3); everything else is shared.
+# Pretraining settings that differ between presets (docs/algorithm.md#sizes); everything else is shared.
 _SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "embedding_size": 128,
@@ -133,7 +133,10 @@ _GOOGLE_UNSUPPORTED = {
     "model_name": "use run_pretraining.py --model-dir",
     "model_dir": "use run_pretraining.py --model-dir",
     "data_dir": "use run_pretraining.py --data-dir",
-    "pretrain_tfrecords": "use run_pretraining.py --pretrain-tfrecords",
+    "pretrain_tfrecords": (
+        "index the records with python -m electra_tf.cli.index_tfrecords --tfrecords GLOB --output-dir DIR, "
+        "then use run_pretraining.py --data-dir DIR"
+    ),
     "vocab_file": "the vocab is the one the dataset was built with (dataset_info.json)",
     "do_train": "use run_pretraining.py --do-train",
     "do_eval": "use run_pretraining.py --do-eval",

@@ -8,12 +8,10 @@ so resume and export need no flags repeated. A later run may change only the set
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from electra_tf.atomic_io import write_json_atomically, write_text_atomically
+from electra_tf.atomic_io import copy_file_atomically, write_json_atomically, write_text_atomically
 from electra_tf.config import PretrainingConfig, normalize_hparams
 from electra_tf.errors import UserError
 
@@ -88,10 +86,7 @@ class ModelDirectory:
 
     def save_vocab(self, vocab_file: Path) -> None:
         """Keep a copy of the training vocab beside the model (export writes it into the HF dirs)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        temporary = self.vocab_file.with_name(f".{VOCAB_FILE}.tmp")
-        shutil.copyfile(vocab_file, temporary)
-        os.replace(temporary, self.vocab_file)
+        copy_file_atomically(vocab_file, self.vocab_file)
 
     def eval_results(self) -> dict[str, Any] | None:
         if not self.eval_results_file.is_file():

@@ -1,6 +1,6 @@
 """The optimizer of ELECTRA pretraining: Google's learning-rate schedule, AdamW without bias correction, and LAMB.
 
-What Google's ``model/optimization.py`` does, restated for Keras 3 (spec §2.6, pitfall §5.4):
+What Google's ``model/optimization.py`` does, restated for Keras 3 (docs/algorithm.md#optimizer):
 
 - :class:`ElectraLearningRate` multiplies a linear warmup *onto* a polynomial decay that starts at step 0, so
   ``lr(W) = peak·(1 − W/T)^p``, not ``peak`` (4.95e-4 for 5e-4, T=1M, W=10k).

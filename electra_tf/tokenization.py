@@ -23,12 +23,12 @@ Special-token ids are read from the vocab, never assumed: BETO's vocab has ``[MA
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import importlib.metadata
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +38,7 @@ import tensorflow_text as tf_text
 from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
+from electra_tf.atomic_io import atomic_file
 from electra_tf.errors import UserError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -342,24 +343,15 @@ def _rules_cache_key(do_lower_case: bool, strip_accents: bool) -> str:
 
 def _store_rules(path: Path, rules: CharRules) -> None:
     """Write the rules atomically; a cache that cannot be written (read-only home) is skipped."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(
-                out,
-                rendering_code_points=rules.rendering_code_points,
-                rendering_lengths=rules.rendering_lengths,
-                fast_path_pattern=np.str_(rules.fast_path_pattern),
-                output_chars=np.str_("".join(sorted(rules.output_chars))),
-                isolated_chars=np.str_("".join(sorted(rules.isolated_chars))),
-            )
-        os.replace(temporary, path)
-    except OSError:
-        Path(temporary).unlink(missing_ok=True)
+    with contextlib.suppress(OSError), atomic_file(path, binary=True) as out:
+        np.savez(
+            out,
+            rendering_code_points=rules.rendering_code_points,
+            rendering_lengths=rules.rendering_lengths,
+            fast_path_pattern=np.str_(rules.fast_path_pattern),
+            output_chars=np.str_("".join(sorted(rules.output_chars))),
+            isolated_chars=np.str_("".join(sorted(rules.isolated_chars))),
+        )
 
 
 def _derive_char_rules(do_lower_case: bool, strip_accents: bool) -> CharRules:

@@ -1,7 +1,8 @@
 """Test helpers for the export tests: a tiny config, random TF1-named weights, and an independent
-numpy re-statement of ELECTRA's forward pass (ELECTRA_SPEC.md §1.1-1.2) to check exported models by.
+numpy re-statement of ELECTRA's forward pass (docs/algorithm.md#encoder, docs/algorithm.md#heads) to
+check exported models by.
 
-The reference is written from the spec, in float64, with the TF1 variable names spelled out, so it
+The reference is written from that description, in float64, with the TF1 variable names spelled out, so it
 shares nothing with the code under test except the names Google's checkpoints use.
 """
 
@@ -78,7 +79,7 @@ def batch(vocab_size: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 # ----------------------------------------------------------------------------------------------
-# The forward pass, from the spec.
+# The forward pass, from docs/algorithm.md.
 # ----------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
-"""An independent, line-at-a-time restatement of Google's ExampleBuilder (ELECTRA_SPEC.md §3.1).
+"""An independent, line-at-a-time restatement of Google's ExampleBuilder (docs/data_format.md#packing).
 
-Written for the tests from the spec, in the shape of Google's algorithm (one line at a time, lists of
+Written for the tests from those rules, in the shape of Google's algorithm (one line at a time, lists of
 token ids, per-token Python), so that the vectorised packer in ``electra_tf.data.packing`` can be
 checked against it. It draws its random numbers from the same kind of stream, in Google's order:
 per example the single-segment coin, the "first line that does not fit" coins, then the next

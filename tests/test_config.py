@@ -1,10 +1,12 @@
-"""Size presets, derived generator sizes, overrides and error messages (spec §1.3)."""
+"""Size presets, derived generator sizes, overrides and error messages (docs/algorithm.md#sizes)."""
 
 import json
+import re
 
 import pytest
 
-from electra_tf.config import PretrainingConfig, parse_hparams
+from electra_tf import REPO_ROOT
+from electra_tf.config import _GOOGLE_UNSUPPORTED, PretrainingConfig, parse_hparams
 from electra_tf.errors import UserError
 
 # (size, disc hidden/layers/heads/FFN, embedding, generator hidden/layers/heads/FFN, mask, N, lr, batch, seq, steps)
@@ -38,7 +40,7 @@ def test_preset_matches_spec_table(size, disc, embedding, gen, mask_prob, max_pr
     assert config.max_predictions_per_seq == max_predictions
     assert (config.learning_rate, config.train_batch_size, config.max_seq_length) == (lr, batch, seq)
     assert config.num_train_steps == steps
-    # Shared by every preset (spec §1.3 / §2.6).
+    # Shared by every preset (docs/algorithm.md#sizes, docs/algorithm.md#optimizer).
     assert (config.num_warmup_steps, config.weight_decay_rate, config.lr_decay_power) == (10_000, 0.01, 1.0)
     assert (config.gen_weight, config.disc_weight, config.temperature) == (1.0, 50.0, 1.0)
     encoder = config.discriminator_config()
@@ -150,3 +152,17 @@ def test_parse_hparams_json_string_and_file(tmp_path):
     with pytest.raises(UserError, match="must be a JSON object"):
         path.write_text("[1, 2]")
         parse_hparams(str(path))
+
+
+def test_advice_for_googles_unused_hparams_names_real_flags():
+    """Each message that says "use --flag" names a flag one of the project's commands defines."""
+    sources = [*(REPO_ROOT / "electra_tf" / "cli").glob("*.py")]
+    defined = {name for path in sources for name in re.findall(r'DEFINE_\w+\(\s*"([\w-]+)"', path.read_text())}
+    assert {"data-dir", "model-dir", "tfrecords"} <= defined
+    for key in _GOOGLE_UNSUPPORTED:
+        with pytest.raises(UserError) as raised:
+            PretrainingConfig.from_size("small", {key: 1})
+        named = re.findall(r"--([a-z][\w-]*)", str(raised.value))
+        assert set(named) <= defined, (key, str(raised.value))
+    with pytest.raises(UserError, match=r"index_tfrecords --tfrecords GLOB .* run_pretraining\.py --data-dir DIR"):
+        PretrainingConfig.from_size("small", {"pretrain_tfrecords": "gs://bucket/pretrain_data.tfrecord*"})

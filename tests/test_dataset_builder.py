@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from packing_reference import ReferenceBuilder
+from shared_data import requires_shared_data, shared_file
 
 from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.data import builder
@@ -34,10 +35,10 @@ from electra_tf.data.unit_worker import PYTHON_WHITESPACE, UnitSettings, UnitWor
 from electra_tf.errors import UserError
 from electra_tf.tokenization import Vocab
 
-DATA = REPO_ROOT.parent / "shared" / "data"
-BETO_VOCAB = DATA / "vocab" / "beto_cased_vocab.txt"
-FIXTURE_GENERAL = DATA / "fixtures" / "es_general_fixture_200kb.txt"
-FIXTURE_BIOMED = DATA / "fixtures" / "es_biomed_fixture_1mb.txt"
+SAMPLE_CLINICAL = SAMPLE_CORPUS_DIR / "salud_y_clinica.txt"  # 100 KB: clinical cases, health texts
+SAMPLE_GENERAL = [path for path in sorted(SAMPLE_CORPUS_DIR.glob("*.txt")) if path != SAMPLE_CLINICAL]
+"""The other four files of the sample corpus (255 KB): science, culture, history, nature."""
+CLINICAL_CORPUS = "corpus/es_biomed_clinical.txt"
 SPECIAL = SpecialIds(cls_id=2, sep_id=3, pad_id=0)
 GOOGLE_SPEC = {name: tf.io.FixedLenFeature([128], tf.int64) for name in FEATURES}
 
@@ -114,6 +115,19 @@ def reference_examples(worker: UnitWorker, path: Path, unit_index: int, blanks_s
         reference.add_line(ids[row_splits[number] : row_splits[number + 1]].tolist())
     reference.add_line(None)  # end of file
     return [tuple(tuple(part) for part in example) for example in reference.examples]
+
+
+def joined_text(paths: list[Path]) -> bytes:
+    """The files as one text; a blank line separates them (each ends with a newline)."""
+    return b"\n".join(path.read_bytes() for path in paths)
+
+
+@pytest.fixture
+def general_file(tmp_path) -> Path:
+    """The general part of the sample corpus as one file."""
+    path = tmp_path / "general.txt"
+    path.write_bytes(joined_text(SAMPLE_GENERAL))
+    return path
 
 
 def write_corpus(folder: Path, files: dict[str, str | bytes]) -> Path:
@@ -253,27 +267,27 @@ def test_blank_line_characters_are_pythons_whitespace():
 
 
 @pytest.mark.parametrize("blanks_separate_docs", [True, False])
-def test_unit_reproduces_google_on_real_text(tmp_path, blanks_separate_docs):
+def test_unit_reproduces_google_on_real_text(tmp_path, general_file, blanks_separate_docs):
     """Records of a whole unit = the restated Google builder on the file's lines, whatever the chunking."""
     results = []
     for chunk_bytes in (1 << 20, 2000):
         folder = tmp_path / str(chunk_bytes)
         folder.mkdir()
         worker = worker_for(folder, chunk_bytes=chunk_bytes, blanks_separate_docs=blanks_separate_docs)
-        summary = worker.build(Unit(3, (Piece(str(FIXTURE_GENERAL), "general.txt"),), 0))
+        summary = worker.build(Unit(3, (Piece(str(general_file), "general.txt"),), 0))
         records = read_records(unit_file(folder, 3, "train"))
         assert len(records) == summary["examples_train"] > 100
         results.append((sorted(records), {k: v for k, v in summary.items() if k != "seconds"}))
     assert results[0] == results[1]
-    expected = reference_examples(worker, FIXTURE_GENERAL, 3, blanks_separate_docs)
+    expected = reference_examples(worker, general_file, 3, blanks_separate_docs)
     assert results[0][0] == sorted(expected)
 
 
 def test_examples_decode_to_the_source_text(tmp_path):
     """[CLS] A [SEP] B [SEP] with segment ids 0/1; A and B each start with a whole source line."""
     worker = worker_for(tmp_path)
-    worker.build(Unit(0, (Piece(str(FIXTURE_BIOMED), "biomed.txt"),), 0))
-    lines = [line for line in FIXTURE_BIOMED.read_text(encoding="utf-8").split("\n") if line.strip()]
+    worker.build(Unit(0, (Piece(str(SAMPLE_CLINICAL), "biomed.txt"),), 0))
+    lines = [line for line in SAMPLE_CLINICAL.read_text(encoding="utf-8").split("\n") if line.strip()]
     row_splits, ids, _ = worker.tokenize("\n".join(lines).encode())
     by_first_token: dict[int, list[tuple[int, ...]]] = {}
     for start, end in itertools.pairwise(row_splits):
@@ -300,10 +314,10 @@ def test_examples_decode_to_the_source_text(tmp_path):
     assert two_segments > 100
 
 
-def test_cased_beto_vocab_pads_with_its_pad_id(tmp_path):
-    worker = worker_for(tmp_path, vocab_file=str(BETO_VOCAB), do_lower_case=False)
-    worker.build(Unit(0, (Piece(str(FIXTURE_GENERAL), "general.txt"),), 0))
-    beto = Vocab.load(BETO_VOCAB)
+def test_cased_beto_layout_vocab_pads_with_its_pad_id(tmp_path, general_file, cased_vocab_file):
+    worker = worker_for(tmp_path, vocab_file=str(cased_vocab_file), do_lower_case=False)
+    worker.build(Unit(0, (Piece(str(general_file), "general.txt"),), 0))
+    beto = Vocab.load(cased_vocab_file)
     assert (beto.pad_id, beto.mask_id) == (1, 0)
     records = read_records(unit_file(tmp_path, 0, "train"))
     padded = [(ids, sum(mask)) for ids, mask, _ in records if sum(mask) < 128]
@@ -311,7 +325,7 @@ def test_cased_beto_vocab_pads_with_its_pad_id(tmp_path):
     for ids, used in padded:
         assert ids[0] == beto.cls_id and ids[used - 1] == beto.sep_id
         assert ids[used:] == (beto.pad_id,) * (128 - used)
-    assert not any(beto.mask_id in ids for ids, _, _ in records)  # [MASK] is id 0 in BETO's vocab
+    assert not any(beto.mask_id in ids for ids, _, _ in records)  # [MASK] is id 0 in BETO's layout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,8 +335,8 @@ def test_cased_beto_vocab_pads_with_its_pad_id(tmp_path):
 
 @pytest.fixture
 def small_units(monkeypatch):
-    """Units of 64 KB so that a small corpus makes many units (and several shards)."""
-    monkeypatch.setattr(builder, "MIN_UNIT_BYTES", 1 << 16)
+    """Units of 32 KB so that the sample corpus makes many units (and several shards)."""
+    monkeypatch.setattr(builder, "MIN_UNIT_BYTES", 1 << 15)
 
 
 def vocabulary_documents(count: int, seed: int) -> tuple[str, list[set[int]]]:
@@ -364,9 +378,8 @@ def test_held_out_documents_are_disjoint_and_examples_stay_in_documents(tmp_path
 
 
 def test_build_is_deterministic_and_independent_of_processes(tmp_path, small_units):
-    corpus = write_corpus(tmp_path / "corpus", {"general.txt": FIXTURE_GENERAL.read_bytes()})
-    (corpus / "sub").mkdir()
-    (corpus / "sub" / "biomed.txt").write_bytes(FIXTURE_BIOMED.read_bytes()[:300_000])
+    files = {"general.txt": joined_text(SAMPLE_GENERAL), "sub/clinical.txt": SAMPLE_CLINICAL.read_bytes()}
+    corpus = write_corpus(tmp_path / "corpus", files)
     one = build_dataset(options(corpus, tmp_path / "one", num_processes=1))
     again = build_dataset(options(corpus, tmp_path / "again", num_processes=1))
     two = build_dataset(options(corpus, tmp_path / "two", num_processes=2))
@@ -389,7 +402,7 @@ def test_records_parse_with_the_project_pipeline(tmp_path):
 
 
 def test_compressed_files_give_the_same_examples(tmp_path):
-    text = FIXTURE_GENERAL.read_bytes()
+    text = joined_text(SAMPLE_GENERAL)
     plain = build_dataset(options(write_corpus(tmp_path / "plain", {"a.txt": text}), tmp_path / "o1"))
     packed = build_dataset(
         options(
@@ -421,7 +434,7 @@ def test_rerun_with_same_arguments_is_a_no_op_and_other_content_is_refused(tmp_p
 
 
 def test_interrupted_build_resumes_without_duplicates(tmp_path, small_units, monkeypatch):
-    corpus = write_corpus(tmp_path / "corpus", {"a.txt": FIXTURE_BIOMED.read_bytes()[:400_000]})
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": joined_text([*SAMPLE_GENERAL, SAMPLE_CLINICAL])})
     clean = build_dataset(options(corpus, tmp_path / "clean"))
     built = []
     original = UnitWorker.build
@@ -445,12 +458,13 @@ def test_interrupted_build_resumes_without_duplicates(tmp_path, small_units, mon
 
 
 @pytest.mark.slow
+@requires_shared_data(CLINICAL_CORPUS)
 def test_kill_9_then_rerun_gives_the_clean_result(tmp_path):
     """A real SIGKILL in the middle of a multi-process build, then the same command again."""
     import signal
     import time
 
-    corpus = write_corpus(tmp_path / "corpus", {"a.txt": (DATA / "corpus" / "es_biomed_clinical.txt").read_bytes()})
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": shared_file(CLINICAL_CORPUS).read_bytes()})
     command = [sys.executable, str(REPO_ROOT / "build_pretraining_dataset.py"), f"--corpus-dir={corpus}"]
     clean = subprocess.run([*command, f"--output-dir={tmp_path / 'clean'}"], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
@@ -496,7 +510,7 @@ def test_invalid_utf8_is_replaced_and_counted_or_refused(tmp_path):
 
 def test_binary_files_are_skipped(tmp_path):
     corpus = write_corpus(
-        tmp_path / "corpus", {"text.txt": FIXTURE_GENERAL.read_bytes(), "image.txt": b"\x89PNG\r\n\x00\x00\x01"}
+        tmp_path / "corpus", {"text.txt": SAMPLE_CLINICAL.read_bytes(), "image.txt": b"\x89PNG\r\n\x00\x00\x01"}
     )
     info = build_dataset(options(corpus, tmp_path / "out"))
     assert info.stats["files_skipped_binary"] == ["image.txt"] and info.stats["files"] == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_training import TRAIN_FLAGS, _run, _step
 
-from electra_tf import REPO_ROOT
+from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 
 TESTS_DIR = Path(__file__).parent
 NUM_WORKERS = 2
@@ -41,15 +41,14 @@ def test_mirrored_replicas_and_accumulation_make_the_one_device_update():
 
 @pytest.fixture(scope="module")
 def two_shard_data(tmp_path_factory) -> Path:
-    """2.2 MB of Spanish text in 2 training shards, one per worker, and held-out documents.
+    """2.5 MB of Spanish text in 2 training shards, one per worker, and held-out documents.
 
-    The builder's shards hold whole input blocks of at least 2 MiB, so the two general fixtures are
-    joined into one file that it cuts in two.
+    The builder's shards hold whole input blocks of at least 2 MiB, so the sample corpus is written
+    7 times into one file, which it cuts in two.
     """
-    fixtures = REPO_ROOT.parent / "shared" / "data" / "fixtures"
     corpus = tmp_path_factory.mktemp("corpus")
-    parts = [fixtures / "es_general_fixture_2mb.txt", fixtures / "es_general_fixture_200kb.txt"]
-    (corpus / "general.txt").write_text("\n\n".join(part.read_text(encoding="utf-8") for part in parts))
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sorted(SAMPLE_CORPUS_DIR.glob("*.txt")))
+    (corpus / "general.txt").write_text("\n".join([text] * 7), encoding="utf-8")
     out = tmp_path_factory.mktemp("data") / "general"
     _run(
         "build_pretraining_dataset.py",

@@ -3,10 +3,11 @@
 A tiny ``ElectraPretrainer`` (embedding width 24, hidden sizes 32 and 16, so both projections
 exist) gets random weights and is checkpointed into a model directory as training does (two
 checkpoints, config.json, vocab.txt, eval and data summaries), for the default lower-cased vocab
-and for BETO's cased vocab ([PAD] = 1). The exported models must load in ``transformers`` with
-every weight in place and compute the Keras model's logits; the exported tokenizer must give the
-project tokenizer's ids on real Spanish text; the model cards' usage snippets must run as printed;
-and an export, or a Google TF1 checkpoint of the same weights, must import back exactly.
+and for a cased vocab with BETO's special-token ids ([PAD] = 1). The exported models must load in
+``transformers`` with every weight in place and compute the Keras model's logits; the exported
+tokenizer must give the project tokenizer's ids on real Spanish text (the sample corpus); the model
+cards' usage snippets must run as printed; and an export, or a Google TF1 checkpoint of the same
+weights, must import back exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import tensorflow as tf
 import torch
 from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining, ElectraTokenizerFast
 
-from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT
+from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
 from electra_tf.export.from_model_dir import export_model_dir
@@ -46,10 +47,6 @@ from electra_tf.optimization import create_optimizer
 from electra_tf.tokenization import Tokenizer, Vocab
 
 TOLERANCE = 1e-5
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-TEXT_FIXTURE = SHARED_DATA / "fixtures" / "es_general_fixture_2mb.txt"
-BETO_VOCAB = SHARED_DATA / "vocab" / "beto_cased_vocab.txt"
-PARITY_LINES = 2500
 EARLIER_STEP, NEWEST_STEP, PLANNED_STEPS = 20, 37, 100
 EVAL_RESULTS = {
     "disc_accuracy": 0.9312,
@@ -112,11 +109,11 @@ def default_run(tmp_path_factory) -> TrainedRun:
 
 
 @pytest.fixture(scope="module")
-def beto_run(tmp_path_factory) -> TrainedRun:
-    return make_trained_run(tmp_path_factory.mktemp("beto"), BETO_VOCAB, do_lower_case=False)
+def cased_run(tmp_path_factory, cased_vocab_file) -> TrainedRun:
+    return make_trained_run(tmp_path_factory.mktemp("cased"), cased_vocab_file, do_lower_case=False)
 
 
-@pytest.fixture(scope="module", params=["default_run", "beto_run"])
+@pytest.fixture(scope="module", params=["default_run", "cased_run"])
 def run(request) -> TrainedRun:
     return request.getfixturevalue(request.param)
 
@@ -182,10 +179,14 @@ def test_generator_output_layer_is_tied_to_the_word_embeddings(run):
 
 @pytest.fixture(scope="module")
 def spanish_lines() -> list[str]:
-    with TEXT_FIXTURE.open(encoding="utf-8") as text:
-        lines = [line.rstrip("\n") for line in text if line.strip()]
-    assert len(lines) >= PARITY_LINES
-    return lines[:PARITY_LINES]
+    lines = [
+        line
+        for path in sorted(SAMPLE_CORPUS_DIR.glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").split("\n")
+        if line.strip()
+    ]
+    assert len(lines) > 1500
+    return lines
 
 
 def test_exported_tokenizer_gives_the_project_tokenizers_ids_on_spanish_text(run, spanish_lines):
@@ -217,9 +218,9 @@ def test_special_token_ids_carry_through_config_and_tokenizer(run):
     assert pair["token_type_ids"] == [0] * (len(first) + 2) + [1] * (len(second) - 1)
 
 
-def test_beto_export_keeps_case_and_accents(beto_run):
-    tokenizer = AutoTokenizer.from_pretrained(beto_run.export_dir / "discriminator")
-    config = json.loads((beto_run.export_dir / "discriminator" / "tokenizer_config.json").read_text(encoding="utf-8"))
+def test_cased_export_keeps_case_and_accents(cased_run):
+    tokenizer = AutoTokenizer.from_pretrained(cased_run.export_dir / "discriminator")
+    config = json.loads((cased_run.export_dir / "discriminator" / "tokenizer_config.json").read_text(encoding="utf-8"))
     assert (config["do_lower_case"], config["strip_accents"]) == (False, False)
     assert tokenizer.tokenize("Canción") != tokenizer.tokenize("cancion")
 

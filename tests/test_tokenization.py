@@ -8,6 +8,9 @@ with the same vocab and flags, on tricky strings and on real Spanish text. Vocab
   hand, and BETO's has the lower-case accented pieces ("##ción", "niño") that this setting must
   reach, while its capitalised pieces are simply never produced;
 * cased: BETO's cased vocab, its own setting (and special tokens at unusual ids).
+
+BETO's vocab and the large corpora are shared data outside the repository: tests that need them
+skip without it; the default setting is also checked on the repository's sample corpus.
 """
 
 import functools
@@ -15,16 +18,16 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
+from shared_data import requires_shared_data, shared_file
 from tokenizers import BertWordPieceTokenizer
 
-from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT
+from electra_tf import DEFAULT_VOCAB_FILE, SAMPLE_CORPUS_DIR
 from electra_tf.errors import UserError
 from electra_tf.tokenization import MAX_CHARS_PER_WORD, Tokenizer, Vocab, resolve_strip_accents
 
-DATA = REPO_ROOT.parent / "shared" / "data"
-BETO_VOCAB = DATA / "vocab" / "beto_cased_vocab.txt"
-GENERAL_CORPUS = DATA / "corpus" / "es_general_100mb.txt"
-BIOMEDICAL_FIXTURE = DATA / "fixtures" / "es_biomed_fixture_1mb.txt"
+BETO = "vocab/beto_cased_vocab.txt"
+BETO_VOCAB = shared_file(BETO)
+PARITY_CORPORA = ("corpus/es_general_100mb.txt", "fixtures/es_biomed_fixture_1mb.txt")
 PARITY_GENERAL_LINES = 20_000
 PARITY_REQUIRED = 0.9999
 
@@ -34,6 +37,11 @@ SETTINGS = {
     "lower-keep-accents": (BETO_VOCAB, True, False),
     "cased": (BETO_VOCAB, False, False),
 }
+# The settings as test parameters: those on BETO's vocab skip without the shared data.
+SETTING_PARAMS = [
+    pytest.param(name, marks=[] if vocab == DEFAULT_VOCAB_FILE else [requires_shared_data(BETO)])
+    for name, (vocab, _, _) in SETTINGS.items()
+]
 
 TRICKY = [
     "El niño comió ñandú en Logroño; ÁÉÍÓÚ áéíóú Üü.",
@@ -98,6 +106,7 @@ BASE_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hola", "##s"]
 # ------------------------------------------------------------------------------------------ vocab
 
 
+@requires_shared_data(BETO)
 def test_vocab_reads_special_ids_from_beto_file():
     vocab = Vocab.load(BETO_VOCAB)
     assert (vocab.mask_id, vocab.pad_id, vocab.unk_id, vocab.cls_id, vocab.sep_id) == (0, 1, 3, 4, 5)
@@ -157,9 +166,10 @@ def test_strip_accents_follows_lower_case_unless_given():
 
 def test_strip_accents_on_cased_text_is_refused():
     with pytest.raises(UserError, match="strip_accents without do_lower_case"):
-        Tokenizer(Vocab.load(BETO_VOCAB), do_lower_case=False, strip_accents=True)
+        Tokenizer(Vocab.load(DEFAULT_VOCAB_FILE), do_lower_case=False, strip_accents=True)
 
 
+@requires_shared_data(BETO)
 def test_beto_unknown_word_is_its_own_unk_id():
     ours, _ = tokenizers_for("cased")
     ids = ours.tokenize(["☃"]).to_list()[0]
@@ -169,7 +179,7 @@ def test_beto_unknown_word_is_its_own_unk_id():
 # ------------------------------------------------------------------------------------ tokenizing
 
 
-@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("setting", SETTING_PARAMS)
 def test_tricky_strings_equal_hugging_face(setting):
     ours, theirs = tokenizers_for(setting)
     got = ours.tokenize(TRICKY).to_list()
@@ -212,24 +222,36 @@ def test_unreachable_vocab_entries_do_not_break_the_tokenizer(tmp_path):
     assert ours.tokenize(lines).to_list() == hf_ids(theirs, lines)
 
 
-@functools.cache
-def parity_lines() -> tuple[list[str], list[str]]:
-    general = read_nonblank_lines(GENERAL_CORPUS, PARITY_GENERAL_LINES)
-    biomedical = read_nonblank_lines(BIOMEDICAL_FIXTURE)
-    assert len(general) == PARITY_GENERAL_LINES and len(biomedical) > 4000
-    return general, biomedical
-
-
-@pytest.mark.parametrize("setting", SETTINGS)
-def test_real_spanish_text_parity(setting):
-    """At least 99.99% of lines give Hugging Face's ids (no exclusions: Greek sigma agrees too)."""
+def assert_parity(setting: str, lines: list[str], required: float) -> None:
+    """At least ``required`` of ``lines`` give Hugging Face's ids in ``setting``."""
     ours, theirs = tokenizers_for(setting)
-    lines = [line for part in parity_lines() for line in part]
     got = ours.tokenize(lines).to_list()
     expected = hf_ids(theirs, lines)
     different = [line for line, ids, want in zip(lines, got, expected, strict=True) if ids != want]
     share = 1 - len(different) / len(lines)
-    assert share >= PARITY_REQUIRED, f"{share:.4%} of {len(lines)} lines identical; first: {different[:5]}"
+    assert share >= required, f"{share:.4%} of {len(lines)} lines identical; first: {different[:5]}"
+
+
+@functools.cache
+def parity_lines() -> list[str]:
+    general = read_nonblank_lines(shared_file(PARITY_CORPORA[0]), PARITY_GENERAL_LINES)
+    biomedical = read_nonblank_lines(shared_file(PARITY_CORPORA[1]))
+    assert len(general) == PARITY_GENERAL_LINES and len(biomedical) > 4000
+    return general + biomedical
+
+
+@requires_shared_data(*PARITY_CORPORA)
+@pytest.mark.parametrize("setting", SETTING_PARAMS)
+def test_real_spanish_text_parity(setting):
+    """At least 99.99% of lines give Hugging Face's ids (no exclusions: Greek sigma agrees too)."""
+    assert_parity(setting, parity_lines(), PARITY_REQUIRED)
+
+
+def test_sample_corpus_parity():
+    """Every line of the repository's sample corpus (varied Spanish, ~73k pieces) gives Hugging Face's ids."""
+    lines = [line for path in sorted(SAMPLE_CORPUS_DIR.glob("*.txt")) for line in read_nonblank_lines(path)]
+    assert len(lines) > 1500
+    assert_parity("lower+strip", lines, 1.0)
 
 
 def test_character_rules_survive_the_disk_cache_unchanged(tmp_path):

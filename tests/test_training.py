@@ -117,15 +117,15 @@ def test_resume_with_a_different_model_is_refused(data_dir, tmp_path):
     assert "model_size" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_data_built_with_another_vocab_is_refused(data_dir, tmp_path):
+def test_data_built_with_another_vocab_is_refused(data_dir, tmp_path, cased_vocab_file):
     model_dir = tmp_path / "model"
     _pretrain(data_dir, model_dir, "--num-train-steps=1")
-    other = tmp_path / "beto"
+    other = tmp_path / "cased"
     _run(
         "build_pretraining_dataset.py",
         f"--corpus-dir={SAMPLE_CORPUS_DIR}",
         f"--output-dir={other}",
-        f"--vocab-file={REPO_ROOT.parent / 'shared' / 'data' / 'vocab' / 'beto_cased_vocab.txt'}",
+        f"--vocab-file={cased_vocab_file}",
         "--nodo-lower-case",
         "--max-seq-length=32",
         "--num-processes=1",

@@ -9,21 +9,20 @@ import pytest
 from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
-from electra_tf import REPO_ROOT
+from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.errors import UserError
 from electra_tf.tokenization import SPECIAL_TOKENS, WORDPIECE_PREFIX, Tokenizer, Vocab, hf_normalizer
 from electra_tf.vocab_training import find_corpus_files, train_vocab
 
-FIXTURES = REPO_ROOT.parent / "shared" / "data" / "fixtures"
-SAMPLE_FILE = "es_general_fixture_200kb.txt"  # 40 short public-domain documents; read-only, so stable
-SAMPLE_TEXT = (FIXTURES / SAMPLE_FILE).read_text(encoding="utf-8")
+SAMPLE_FILE = "salud_y_clinica.txt"  # 81 documents of the repository's sample corpus (100 KB)
+SAMPLE_TEXT = (SAMPLE_CORPUS_DIR / SAMPLE_FILE).read_text(encoding="utf-8")
 VOCAB_SIZE = 1000
 NUM_UNUSED = 3
 
 
 def train_sample(output, corpus_dir=None, **kwargs):
     """Train on ``corpus_dir``, by default on the sample file alone."""
-    files = find_corpus_files(corpus_dir) if corpus_dir else [FIXTURES / SAMPLE_FILE]
+    files = find_corpus_files(corpus_dir) if corpus_dir else [SAMPLE_CORPUS_DIR / SAMPLE_FILE]
     return train_vocab(files, output, **{"vocab_size": VOCAB_SIZE, "num_unused": NUM_UNUSED, **kwargs})
 
 
@@ -151,7 +150,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_trains_then_refuses_to_overwrite(sample_vocab_file, tmp_path):
     output = tmp_path / "cli_vocab.txt"
-    args = ["--corpus-dir", str(FIXTURES), "--file-pattern", SAMPLE_FILE, "--output", str(output)]
+    args = ["--corpus-dir", str(SAMPLE_CORPUS_DIR), "--file-pattern", SAMPLE_FILE, "--output", str(output)]
     done = run_cli(*args, "--vocab-size", str(VOCAB_SIZE), "--num-unused", str(NUM_UNUSED), "--num-threads", "1")
     assert done.returncode == 0, done.stderr
     assert output.read_bytes() == sample_vocab_file.read_bytes()

@@ -8,7 +8,12 @@ training corpora: UD Spanish AnCora dev+test sentences (general news) and the CA
 clinical cases (kept out of the shared biomedical corpus).
 
     python vocab/vocab_quality.py                   # the default vocab next to BETO's cased vocab
-    python vocab/vocab_quality.py --vocab MY.txt:lower+strip
+    python vocab/vocab_quality.py --vocab MY.txt:lower+strip --labeled-dir DIR
+
+The held-out sets and BETO's vocab are the project's shared data in ``../shared/data`` beside the
+checkout (its CI has them; their licences keep them out of the repository); elsewhere pass
+``--labeled-dir`` (a folder with ``ud_es_ancora/*.conllu`` and ``cantemist_ner/test/*.txt``) and
+``--vocab``.
 """
 
 from __future__ import annotations
@@ -23,31 +28,43 @@ from electra_tf.cli.common import flag, run_main
 from electra_tf.errors import UserError
 from electra_tf.tokenization import Vocab
 
-DATA = REPO_ROOT.parent / "shared" / "data" / "labeled"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 SETTINGS = {"lower+strip": (True, True), "lower-keep": (True, False), "cased": (False, False)}
 
 flags.DEFINE_multi_string(
     "vocab",
-    [f"{DEFAULT_VOCAB_FILE}:lower+strip", f"{REPO_ROOT.parent / 'shared/data/vocab/beto_cased_vocab.txt'}:cased"],
+    [f"{DEFAULT_VOCAB_FILE}:lower+strip", f"{SHARED_DATA / 'vocab' / 'beto_cased_vocab.txt'}:cased"],
     f"VOCAB_FILE:SETTING, repeatable; SETTING is one of {', '.join(SETTINGS)}.",
+)
+flags.DEFINE_string(
+    "labeled-dir",
+    str(SHARED_DATA / "labeled"),
+    "Folder with the held-out text: ud_es_ancora/*.conllu and cantemist_ner/test/*.txt.",
 )
 
 
-def held_out_texts() -> dict[str, list[str]]:
-    """Held-out general (AnCora sentences) and biomedical (CANTEMIST test cases) lines."""
+def held_out_texts(labeled: Path) -> dict[str, list[str]]:
+    """Held-out general (AnCora sentences) and biomedical (CANTEMIST test cases) lines under ``labeled``."""
     ancora = [
         line.removeprefix("# text = ").strip()
-        for path in sorted((DATA / "ud_es_ancora").glob("*.conllu"))
+        for path in sorted((labeled / "ud_es_ancora").glob("*.conllu"))
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.startswith("# text = ")
     ]
     cantemist = [
         line
-        for path in sorted((DATA / "cantemist_ner" / "test").glob("*.txt"))
+        for path in sorted((labeled / "cantemist_ner" / "test").glob("*.txt"))
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    return {"general (AnCora dev+test)": ancora, "biomedical (CANTEMIST test)": cantemist}
+    texts = {"general (AnCora dev+test)": ancora, "biomedical (CANTEMIST test)": cantemist}
+    empty = [name for name, lines in texts.items() if not lines]
+    if empty:
+        raise UserError(
+            f"no held-out text for {' and '.join(empty)} in {labeled}; pass --labeled-dir with "
+            "ud_es_ancora/*.conllu and cantemist_ner/test/*.txt."
+        )
+    return texts
 
 
 def quality(tokenizer: BertWordPieceTokenizer, unk_id: int, lines: list[str]) -> tuple[int, float, float]:
@@ -62,7 +79,7 @@ def quality(tokenizer: BertWordPieceTokenizer, unk_id: int, lines: list[str]) ->
 
 
 def main() -> None:
-    texts = held_out_texts()
+    texts = held_out_texts(Path(flag("labeled-dir")))
     print("| vocab | setting | entries | text | words | pieces/word | [UNK] words |")
     print("|---|---|---:|---|---:|---:|---:|")
     for spec in flag("vocab"):

@@ -1,9 +1,11 @@
 """``vocab/build_vocab.py``: train a WordPiece ``vocab.txt`` from a folder of plain-text files.
 
-Example (the default Spanish vocab)::
+Example::
 
-    python vocab/build_vocab.py --corpus-dir ../shared/data/corpus --vocab-size 32000 \\
-        --output vocab/vocab.txt --do-lower-case --strip-accents
+    python vocab/build_vocab.py --corpus-dir my_corpus --vocab-size 32000 \\
+        --output vocab/mine.txt --do-lower-case --strip-accents
+
+vocab/README.md gives the command and the corpora that made the default Spanish vocab.
 """
 
 from __future__ import annotations

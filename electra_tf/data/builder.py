@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from absl import logging
 
-from electra_tf.atomic_io import write_text_atomically
+from electra_tf.atomic_io import atomic_file, write_text_atomically
 from electra_tf.data.corpus import CorpusFile, Unit, find_corpus_files, looks_binary, plan_units
 from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import Shard
@@ -476,12 +476,10 @@ def _write_shards(
     for shard in range(count):
         members = units[shard::count]
         path = folder / f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
-        temporary = path.with_name(f".{path.name}.tmp")
-        with open(temporary, "wb") as out:
+        with atomic_file(path, binary=True) as out:
             for index in members:
                 with open(unit_file(staging / UNITS_FOLDER, index, split), "rb") as source:
                     shutil.copyfileobj(source, out, 8 * MIB)
-        os.replace(temporary, path)
         shards.append(Shard(str(path), sum(examples[index] for index in members)))
     return shards
 

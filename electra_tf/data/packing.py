@@ -1,6 +1,6 @@
 """Packing tokenized lines into examples with the rules of Google's ``ExampleBuilder``.
 
-The rules (ELECTRA_SPEC.md §3.1), restated over line lengths:
+The rules (docs/data_format.md#packing), restated over line lengths:
 
 * each line is one sentence; lines accumulate until their token count reaches the *target*
   (``max_seq_length``, or with probability 0.05 after each example a random length in

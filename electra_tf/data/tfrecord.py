@@ -1,7 +1,7 @@
 """Google-schema ``tf.train.Example`` records, serialised with numpy, and atomic TFRecord files.
 
 Each record is a ``tf.train.Example`` with three ``Int64List`` features of ``max_seq_length``
-values: ``input_ids``, ``input_mask``, ``segment_ids`` (ELECTRA_SPEC.md §3.2). Building a protobuf
+values: ``input_ids``, ``input_mask``, ``segment_ids`` (docs/data_format.md#records). Building a protobuf
 object per example in Python costs tens of microseconds; here the protobuf wire format is written
 directly: the varints of all ids at once with numpy, and per example only three byte strings are
 joined. Parsing with ``tf.io.parse_single_example`` or ``tf.train.Example.FromString`` gives the same

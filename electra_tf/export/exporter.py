@@ -88,7 +88,7 @@ def _write_network(
         directory,
         vocab,
         do_lower_case=config.do_lower_case,
-        # Google's rule (spec §3.4): accents are stripped only when lower-casing.
+        # Google's rule (docs/data_format.md#tokenization): accents are stripped only when lower-casing.
         strip_accents=config.do_lower_case and config.strip_accents,
         model_max_length=encoder.max_position_embeddings,
     )

@@ -1,7 +1,7 @@
 """Reading a Google ELECTRA TF1 checkpoint (name-based, e.g. the released ``electra_small``).
 
 TensorFlow 2 still reads these with ``tf.train.load_checkpoint``. Only model variables are kept
-(ELECTRA_SPEC.md §4.1): ``global_step``, Adam slots (``*/adam_m``, ``*/adam_v``; released
+(docs/checkpoint_names.md#google-checkpoints): ``global_step``, Adam slots (``*/adam_m``, ``*/adam_v``; released
 checkpoints have none) and variables of other objectives (Electric's ``generator_ltr/`` …) are
 skipped, so the result uses the same TF1 names as every other weight source.
 """

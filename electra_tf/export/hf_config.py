@@ -1,8 +1,8 @@
-"""Hugging Face ``config.json`` for each network, and reading one back (ELECTRA_SPEC.md §4.4).
+"""Hugging Face ``config.json`` for each network, and reading one back (docs/checkpoint_names.md#model-config).
 
 Every field is written explicitly: ``ElectraConfig``'s defaults describe the *small discriminator*,
 so a config relying on them silently builds the wrong shapes for any other model. The generator's
-config is built from the generator's actual ``ModelConfig`` (pitfall §5.1: a generator config taken
+config is built from the generator's actual ``ModelConfig`` (docs/algorithm.md#pitfalls: a generator config taken
 from defaults or from the discriminator does not load).
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 from electra_tf.config import ModelConfig, PretrainingConfig
 from electra_tf.export.names import DISCRIMINATOR, GENERATOR, Network, encoder_config, tf1_variable_shapes
 
-# eval_results.json keys (Google's metric names, ELECTRA_SPEC.md §2.8) and their card labels.
+# eval_results.json keys (Google's metric names, docs/algorithm.md#evaluation-metrics) and their card labels.
 _DISCRIMINATOR_METRICS = {
     "disc_accuracy": "Accuracy",
     "disc_precision": "Precision",

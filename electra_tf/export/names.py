@@ -1,7 +1,7 @@
 """Google TF1 variable names ⇄ Hugging Face parameter names, for both ELECTRA networks.
 
 One table serves export to Hugging Face, import of such an export, and import of a Google TF1
-checkpoint (ELECTRA_SPEC.md §4.1-4.2). Weights travel between those formats as a flat
+checkpoint (docs/checkpoint_names.md). Weights travel between those formats as a flat
 ``{TF1 name: numpy array}`` dict in TF1 layout (Dense kernels are ``[in, out]``); only the
 Hugging Face side is transposed (torch ``Linear.weight`` is ``[out, in]``).
 
@@ -43,7 +43,7 @@ NETWORKS = (DISCRIMINATOR, GENERATOR)
 Shape = tuple[int, ...]
 Weights = dict[str, np.ndarray]
 
-# TF1 path segments Hugging Face names differently (spec §4.2).
+# TF1 path segments Hugging Face names differently (docs/checkpoint_names.md#name-mapping).
 _RENAMED_SEGMENTS = {"dense_1": "dense_prediction", "kernel": "weight", "gamma": "weight", "beta": "bias"}
 
 

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from electra_tf.atomic_io import ordinary_file_mode
 from electra_tf.errors import UserError
 
 WEIGHTS_FILE = "model.safetensors"
 
 
 def write_weights(path: Path, tensors: dict[str, np.ndarray]) -> None:
-    """Write a float32 Hugging Face state dict; ``format: pt`` tells ``transformers`` it is a torch layout."""
+    """Write a float32 Hugging Face state dict; ``format: pt`` tells ``transformers`` it is a torch layout.
+
+    ``save_file`` writes through a private temporary file, so the result gets the ordinary mode after.
+    """
     save_file(
         {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in tensors.items()}, path, {"format": "pt"}
     )
+    os.chmod(path, ordinary_file_mode())
 
 
 def read_weights(directory: Path) -> dict[str, np.ndarray]:

@@ -4,8 +4,8 @@ Four files, so every reader finds what it looks for: ``vocab.txt`` and ``tokeniz
 (what ``transformers`` 5 builds its ``BertTokenizer`` from, and what v4 slow tokenizers read),
 ``special_tokens_map.json`` (v4) and ``tokenizer.json`` (the ``tokenizers`` library on its own, and
 v5's post-processor). All state the normalisation the pretraining data was tokenized with
-(ELECTRA_SPEC.md §3.4-3.5, §4.5): accents are stripped only when lower-casing, so
-``strip_accents: true`` is never written with ``do_lower_case: false``.
+(docs/data_format.md#tokenization, docs/checkpoint_names.md#tokenizer-files): accents are stripped
+only when lower-casing, so ``strip_accents: true`` is never written with ``do_lower_case: false``.
 """
 
 from __future__ import annotations

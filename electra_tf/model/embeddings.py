@@ -1,4 +1,4 @@
-"""The embedding tables ELECTRA's generator and discriminator share (ELECTRA_SPEC.md §1.1, §1.4).
+"""The embedding tables ELECTRA's generator and discriminator share (docs/algorithm.md#shared-embeddings).
 
 Word, position and token-type tables and the embedding LayerNorm live in Google's
 ``electra/embeddings`` scope and are used by both networks; each network applies its own dropout

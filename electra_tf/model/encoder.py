@@ -1,4 +1,4 @@
-"""The post-LayerNorm BERT encoder of each ELECTRA network (ELECTRA_SPEC.md §1.1).
+"""The post-LayerNorm BERT encoder of each ELECTRA network (docs/algorithm.md#encoder).
 
 Layer names carry Google's TF1 scope names (``query``, ``LayerNorm`` ...), so variable paths read
 like Google's checkpoints and the weight-decay exclusion ("LayerNorm", "bias") matches them; the

@@ -1,4 +1,4 @@
-"""ELECTRA's two pretraining heads (ELECTRA_SPEC.md §1.2); both have no dropout.
+"""ELECTRA's two pretraining heads (docs/algorithm.md#heads); both have no dropout.
 
 Their logits are returned in float32: the vocabulary softmax/cross-entropy and the binary
 cross-entropy are computed in float32 under mixed precision.

@@ -1,4 +1,4 @@
-"""Google's initialisers (ELECTRA_SPEC.md §1.1): truncated normal at 2σ, with two glorot exceptions."""
+"""Google's initialisers (docs/algorithm.md#initialisation): truncated normal at 2σ, with two glorot exceptions."""
 
 from __future__ import annotations
 

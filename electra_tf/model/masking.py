@@ -1,4 +1,6 @@
-"""Dynamic masking for the generator and sampling of replacement tokens (ELECTRA_SPEC.md §2.1, §2.3).
+"""Dynamic masking for the generator and sampling of replacement tokens.
+
+See docs/algorithm.md#masking and docs/algorithm.md#sampling-and-labels for the whole procedure.
 
 Deliberate deviation from Google (its issue #41, documented in the README): Google draws the N
 masked positions *with replacement* and averages duplicated updates, so about 7% of draws are

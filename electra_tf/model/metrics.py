@@ -4,7 +4,7 @@ The training step computes sums (correct predictions, weights, confusion counts 
 inside the compiled step; these metrics only add them up. Sums aggregate exactly across replicas,
 accumulation micro-batches and logging windows, so every value is a true token-weighted ratio over
 the window, not an average of per-step averages. The definitions follow Google's eval metrics
-(ELECTRA_SPEC.md §2.8), except that the discriminator's AUC is computed over real tokens only
+(docs/algorithm.md#evaluation-metrics), except that the discriminator's AUC is computed over real tokens only
 (Google's counts padding as easy negatives, which inflates it).
 """
 

@@ -1,7 +1,7 @@
 """``ElectraPretrainer``: the generator and discriminator trained jointly by replaced token detection.
 
 A ``keras.Model`` with a custom ``train_step``/``test_step``, driven by ``model.fit``. One step
-(ELECTRA_SPEC.md §2): mask the batch, run the generator and its MLM loss, sample replacements with
+(docs/algorithm.md): mask the batch, run the generator and its MLM loss, sample replacements with
 the Gumbel-max trick, label the replaced tokens, run the discriminator and its BCE loss, and take
 ``gen_weight · MLM + disc_weight · BCE``; then one global-norm clip at 1.0 and one optimizer update.
 
@@ -9,7 +9,7 @@ How the step is compiled and distributed:
 
 * The forward and backward pass (all micro-batches of a gradient-accumulation step) run in one
   ``tf.function(jit_compile=...)``. It is an inner function rather than ``compile(jit_compile=True)``
-  because XLA-compiling the whole Keras step fails under ``MirroredStrategy`` (see DESIGN.md).
+  because XLA-compiling the whole Keras step fails under ``MirroredStrategy`` (README.md#design).
 * Losses are normalised by the *global* batch's denominators (summed across replicas before the
   pass), so summing gradients over replicas and micro-batches gives exactly the gradient of the
   global batch: one device, N replicas and k accumulation steps make the same update.
