@@ -139,7 +139,9 @@ def run_pretraining(
     if chief:
         model_dir.save_config(config)
         model_dir.save_vocab(info.vocab_file)
-        model_dir.save_training_data({"data_dir": str(info.data_dir), "vocab_sha256": info.vocab_sha256, **info.stats})
+        model_dir.save_training_data(
+            {"data_dir": str(info.data_dir), "vocab_sha256": info.vocab_sha256, "packing": info.packing, **info.stats}
+        )
     keras.mixed_precision.set_dtype_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     special = SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id)

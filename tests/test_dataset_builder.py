@@ -12,6 +12,7 @@ import functools
 import gzip
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,10 +27,18 @@ from shared_data import requires_shared_data, shared_file
 from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.data import builder
 from electra_tf.data.builder import BuildOptions, build_dataset
+from electra_tf.data.carry_packing import CarryPacker, SplitTokens
 from electra_tf.data.corpus import Piece, Unit, find_corpus_files, plan_units, read_chunks
 from electra_tf.data.dataset_info import DATASET_INFO_FILE, DatasetInfo
 from electra_tf.data.input_pipeline import FEATURES, training_dataset
-from electra_tf.data.packing import ExamplePacker, SpecialIds, UniformStream, assemble_examples
+from electra_tf.data.packing import (
+    CARRY_PACKING,
+    GOOGLE_PACKING,
+    ExamplePacker,
+    SpecialIds,
+    UniformStream,
+    assemble_examples,
+)
 from electra_tf.data.tfrecord import ExampleSerializer
 from electra_tf.data.unit_worker import PYTHON_WHITESPACE, UnitSettings, UnitWorker, unit_file
 from electra_tf.errors import UserError
@@ -75,6 +84,7 @@ def settings_for(tmp_path: Path, **changes) -> UnitSettings:
         "units_dir": str(tmp_path),
         "chunk_bytes": 1 << 20,
         "max_line_bytes": 16 << 20,
+        "packing": GOOGLE_PACKING,
     }
     values.update(changes)
     return UnitSettings(**values)
@@ -329,6 +339,189 @@ def test_cased_beto_layout_vocab_pads_with_its_pad_id(tmp_path, general_file, ca
 
 
 # ----------------------------------------------------------------------------------------------
+# Carry packing: no token dropped.
+# ----------------------------------------------------------------------------------------------
+
+# A toy vocab for the carry packer: ids 0-3 special, "." ends sentences, "##a"/"##b" continue words,
+# then 20 words for each of 40 documents.
+TOY_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", ".", "##a", "##b", *(f"w{i}" for i in range(800))]
+TOY_SPLITS = SplitTokens.from_tokens(TOY_TOKENS)
+PERIOD, PIECE_A, PIECE_B, WORD = 4, 5, 6, 7
+
+
+class _Constant:
+    """A stand-in generator whose every draw is 0.99: full-length targets, two segments, coins to B."""
+
+    def random(self, count: int) -> np.ndarray:
+        return np.full(count, 0.99)
+
+
+def carry_pack(stream: list[list[int] | None], max_length: int, pieces: int, draws: UniformStream) -> list:
+    """The carry packer over ``stream`` cut into ``pieces`` calls, carrying the pending tokens like the worker."""
+    packer = CarryPacker(max_length, draws, TOY_SPLITS)
+    events = [line for line in stream if line is None or line]
+    cuts = np.linspace(0, len(events), pieces + 1).astype(int).tolist()
+    out, pending = [], []
+    for start, end in itertools.pairwise(cuts):
+        lines = pending + events[start:end]
+        lengths = np.array([0 if line is None else len(line) for line in lines], dtype=np.int64)
+        flat = np.array([token for line in lines if line for token in line], dtype=np.int32)
+        packed = packer.pack(
+            lengths, np.array([line is None for line in lines]), np.cumsum(lengths) - lengths, flat, SPECIAL
+        )
+        assert packed.examples.dropped_tokens == 0
+        out += list(zip(packed.examples.input_ids.tolist(), packed.examples.segment_ids.tolist(), strict=True))
+        pending = lines[packed.pending_line :]
+        if pending:
+            pending[0] = pending[0][packed.pending_offset :]
+    assert not pending
+    return out
+
+
+def segments_of(input_ids, segment_ids) -> tuple[list[int], list[int]]:
+    """Segments A and B of an example, from its segment ids and padding (not from [SEP] values)."""
+    used = sum(1 for token in input_ids if token != SPECIAL.pad_id)
+    first_end = segment_ids.index(1) - 1 if 1 in segment_ids else used - 1
+    return list(input_ids[1:first_end]), list(input_ids[first_end + 1 : used - 1])
+
+
+def body_of(example: tuple[list[int], list[int]]) -> list[int]:
+    """Segment A then segment B of an (input_ids, segment_ids) example."""
+    first, second = segments_of(*example)
+    return first + second
+
+
+def toy_stream(seed: int, max_length: int) -> list[list[int] | None]:
+    """40 documents of lines made of words (a piece and 0-2 "##" pieces; document d uses words
+    ``WORD + 20 d ...``) and sentences ending in "."; lines from one token to several examples long,
+    and one word longer than an example."""
+    rng = np.random.default_rng(seed)
+    stream: list[list[int] | None] = []
+    for document in range(40):
+        for _ in range(int(rng.integers(1, 8))):
+            line: list[int] = []
+            for _ in range(int(rng.integers(1, 4 * max_length if rng.random() < 0.3 else max_length // 4))):
+                line += [WORD + 20 * document + int(rng.integers(0, 20)), *[PIECE_A] * int(rng.integers(0, 3))]
+                if rng.random() < 0.1:
+                    line.append(PERIOD)
+            stream.append(line)
+        stream.append(None)
+    stream[3:3] = [[WORD, *[PIECE_B] * (2 * max_length)], None]
+    return stream
+
+
+@pytest.mark.parametrize("max_length", [16, 128])
+def test_carry_packer_keeps_every_token_whatever_the_calls(max_length):
+    """Every token is in exactly one example (nothing truncated), examples never mix documents, and
+    cutting the input into several calls changes nothing."""
+    for seed in range(4):
+        stream = toy_stream(seed, max_length)
+        examples = carry_pack(stream, max_length, 1, uniforms(seed))
+        assert carry_pack(stream, max_length, 7, uniforms(seed)) == examples
+        kept = [token for ids, segments in examples for part in segments_of(ids, segments) for token in part]
+        assert sorted(kept) == sorted(token for line in stream if line for token in line)
+        for ids, segments in examples:
+            words = [token for part in segments_of(ids, segments) for token in part if token >= WORD]
+            assert len({(token - WORD) // 20 for token in words}) <= 1
+
+
+def test_carry_splits_after_sentence_ends_and_between_words():
+    """A long line of 12-token sentences is split after a "." (every example starts a sentence); a
+    line of 3-piece words without sentence ends is split before a word; a word longer than an example
+    is cut inside; a first word that does not fit leaves the example short instead of being cut."""
+    sentence = [WORD, PIECE_A, PIECE_B, *[WORD + 1] * 8, PERIOD]
+    examples = carry_pack([sentence * 40, None], 128, 1, UniformStream(_Constant()))
+    bodies = [body_of(example) for example in examples]
+    assert all(body[0] == WORD and body[-1] == PERIOD for body in bodies)
+    assert all(len(body) == 120 for body in bodies[:-1])  # 10 sentences: within 12 of the 125 places
+
+    word = [WORD, PIECE_A, PIECE_B]
+    examples = carry_pack([word * 100, None], 128, 1, UniformStream(_Constant()))
+    bodies = [body_of(example) for example in examples]
+    assert [len(body) for body in bodies] == [123, 123, 54]  # 41 words, not 125 tokens ending mid-word
+    assert all(body[:3] == word for body in bodies)
+
+    long_word = [WORD, *[PIECE_A] * 299]
+    examples = carry_pack([long_word, None], 128, 1, UniformStream(_Constant()))
+    assert [len(body_of(example)) for example in examples] == [125, 125, 50]
+
+    examples = carry_pack([[WORD + 2] * 100, long_word[:40], None], 128, 1, UniformStream(_Constant()))
+    assert [segments_of(*example) for example in examples] == [([WORD + 2] * 100, []), (long_word[:40], [])]
+
+
+def paragraphs(path: Path) -> str:
+    """The text of ``path`` with the lines of each document joined into one (long) line."""
+    documents = path.read_text(encoding="utf-8").split("\n\n")
+    return "\n\n".join(" ".join(document.split("\n")) for document in documents)
+
+
+def record_segments(records: list) -> list[tuple[list[int], list[int]]]:
+    return [segments_of(list(ids), list(segments)) for ids, _, segments in records]
+
+
+def test_carry_unit_keeps_every_token_of_real_text(tmp_path):
+    """Paragraph lines longer than an example: every token reaches a record, each segment starts with
+    a whole word, and where chunks end changes nothing (a split line's rest is carried over)."""
+    corpus = tmp_path / "paragraphs.txt"
+    corpus.write_text(paragraphs(SAMPLE_CORPUS_DIR / "salud_y_clinica.txt"), encoding="utf-8")
+    results = []
+    for chunk_bytes in (1 << 20, 2000):
+        folder = tmp_path / str(chunk_bytes)
+        folder.mkdir()
+        worker = worker_for(folder, chunk_bytes=chunk_bytes, packing=CARRY_PACKING)
+        summary = worker.build(Unit(0, (Piece(str(corpus), "paragraphs.txt"),), 0))
+        results.append(
+            (sorted(read_records(unit_file(folder, 0, "train"))), {k: v for k, v in summary.items() if k != "seconds"})
+        )
+    assert results[0] == results[1]
+    records, summary = results[0]
+    _, token_ids, _ = worker.tokenize(corpus.read_bytes())
+    segments = record_segments(records)
+    assert sorted(token for pair in segments for part in pair for token in part) == sorted(token_ids.tolist())
+    assert summary["tokens"] == len(token_ids) and summary["dropped_tokens_train"] == 0
+    continuation = SplitTokens.from_tokens(Vocab.load(DEFAULT_VOCAB_FILE).tokens).continuation
+    assert not any(part[0] in continuation for pair in segments for part in pair if part)
+    assert len(records) == summary["examples_train"] > 150
+
+
+def record_arrays(path: str | Path, length: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """input_ids, input_mask and segment_ids of every record, parsed in batches with Google's spec."""
+    spec = {name: tf.io.FixedLenFeature([length], tf.int64) for name in FEATURES}
+    batches = [tf.io.parse_example(batch, spec) for batch in tf.data.TFRecordDataset(str(path)).batch(4096)]
+    return tuple(np.concatenate([batch[name].numpy() for batch in batches]) for name in FEATURES)
+
+
+def test_a_5_mb_line_becomes_many_full_examples_with_carry(tmp_path):
+    """The issue's case: with Google's packing a 5 MB line is one example (126 of its ~1.1 M tokens);
+    with carry packing every token is in an example, all but the last one full."""
+    line = " ".join(paragraphs(SAMPLE_CORPUS_DIR / "cultura_y_ocio.txt").split()) + " "
+    corpus = tmp_path / "a.txt"
+    corpus.write_text((line * (5_000_000 // len(line) + 1))[:5_000_000].strip() + "\n", encoding="utf-8")
+    worker = worker_for(tmp_path, packing=CARRY_PACKING)
+    summary = worker.build(Unit(0, (Piece(str(corpus), "a.txt"),), 0))
+    input_ids, input_mask, segment_ids = record_arrays(unit_file(tmp_path, 0, "train"))
+    corpus_tokens = input_mask.sum(axis=1) - 2 - segment_ids.any(axis=1)  # less [CLS] and the [SEP]s
+    assert corpus_tokens.sum() == summary["tokens"] > 1_000_000 and summary["dropped_tokens_train"] == 0
+    assert len(input_ids) == summary["examples_train"] > summary["tokens"] / 125
+    # Full examples (a target of 128 holds 125 corpus tokens), short of the next whole word at most.
+    assert np.median(corpus_tokens) >= 120
+
+
+def test_google_packing_warns_when_it_drops_more_than_5_percent(tmp_path, caplog):
+    """The build ends with the share of tokens packing dropped: a warning naming --packing carry above
+    5% (Google's packing of paragraph lines), an info line otherwise (carry packing drops none)."""
+    caplog.set_level(logging.INFO, logger="absl")
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": paragraphs(SAMPLE_CORPUS_DIR / "salud_y_clinica.txt")})
+    google = build_dataset(options(corpus, tmp_path / "google", packing=GOOGLE_PACKING))
+    share = google.stats["dropped_token_share"]
+    assert share > 0.05 and google.stats["dropped_tokens"] == round(share * google.stats["tokens"])
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any(f"({100 * share:.2f}%)" in message and "--packing carry" in message for message in warnings)
+    stored = json.loads((tmp_path / "google" / DATASET_INFO_FILE).read_text())
+    assert stored["packing"] == GOOGLE_PACKING and stored["stats"]["dropped_token_share"] == share
+
+
+# ----------------------------------------------------------------------------------------------
 # Whole builds.
 # ----------------------------------------------------------------------------------------------
 
@@ -387,6 +580,19 @@ def test_build_is_deterministic_and_independent_of_processes(tmp_path, small_uni
     assert shard_bytes(one) == shard_bytes(again) == shard_bytes(two)
     other_seed = build_dataset(options(corpus, tmp_path / "seed", seed=99))
     assert shard_bytes(other_seed) != shard_bytes(one)
+
+
+def test_carry_build_is_independent_of_processes(tmp_path, monkeypatch):
+    """Carry packing on paragraph lines, in units of 16 KB: the same shards from 1 and 2 processes
+    (a split line's rest is carried across chunks, never across units)."""
+    monkeypatch.setattr(builder, "MIN_UNIT_BYTES", 1 << 14)
+    corpus = write_corpus(
+        tmp_path / "corpus", {path.name: paragraphs(path) for path in sorted(SAMPLE_CORPUS_DIR.glob("*.txt"))}
+    )
+    one = build_dataset(options(corpus, tmp_path / "one", num_processes=1, packing=CARRY_PACKING))
+    two = build_dataset(options(corpus, tmp_path / "two", num_processes=2, packing=CARRY_PACKING))
+    assert one.stats["units"] > 10 and shard_bytes(one) == shard_bytes(two)
+    assert one.stats["dropped_tokens"] == 0 and one.packing == CARRY_PACKING
 
 
 def test_records_parse_with_the_project_pipeline(tmp_path):
@@ -538,6 +744,17 @@ def test_overlong_lines_are_cut_at_a_space(tmp_path):
     assert sum(chunk.long_line_cut for chunk in chunks) == 1
 
 
+def test_overlong_lines_are_read_in_pieces_for_carry_packing(tmp_path):
+    """For carry packing the rest of a line over the limit is read on (cut at spaces), not skipped."""
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"corta\n" + b"abc " * 1000 + b"\nfinal\n")
+    chunks = list(read_chunks(Piece(str(path), "a.txt"), chunk_bytes=256, max_line_bytes=1000, split_long_lines=True))
+    lines = b"\n".join(chunk.text for chunk in chunks).split(b"\n")
+    assert lines[0] == b"corta" and lines[-1] == b"final" and b"".join(lines[1:-1]) == b"abc " * 1000
+    # (a line is cut once it passes the limit without a newline: at most a read of 256 bytes beyond it)
+    assert max(map(len, lines)) < 1000 + 256 and sum(chunk.long_line_cut for chunk in chunks) >= 3
+
+
 def test_large_files_are_cut_after_blank_lines(tmp_path):
     text, _ = vocabulary_documents(200, 1)
     path = write_corpus(tmp_path, {"a.txt": text}) / "a.txt"
@@ -559,6 +776,10 @@ def test_dataset_info_errors(tmp_path):
     (tmp_path / "out" / DATASET_INFO_FILE).write_text(json.dumps({**raw, "format_version": 99}))
     with pytest.raises(UserError, match="format version 99"):
         DatasetInfo.load(tmp_path / "out")
+    (tmp_path / "out" / DATASET_INFO_FILE).write_text(
+        json.dumps({key: v for key, v in raw.items() if key != "packing"})
+    )
+    assert info.packing == CARRY_PACKING and DatasetInfo.load(tmp_path / "out").packing == GOOGLE_PACKING  # older files
     (tmp_path / "out" / DATASET_INFO_FILE).write_text(json.dumps(raw))
     Path(info.train_shards[0].path).unlink()
     with pytest.raises(UserError, match="missing"):
@@ -584,6 +805,7 @@ def test_cli_builds_the_sample_corpus(tmp_path):
     result = run_cli(f"--corpus-dir={SAMPLE_CORPUS_DIR}", f"--output-dir={tmp_path / 'out'}", "--num-processes=2")
     assert result.returncode == 0, result.stderr
     assert "training examples" in result.stderr
+    assert "packing (carry) dropped 0 of" in result.stderr  # every build says how many tokens it dropped
     info = DatasetInfo.load(tmp_path / "out")
     assert info.num_train_examples > 100 and info.strip_accents and info.do_lower_case
     again = run_cli(f"--corpus-dir={tmp_path / 'nowhere'}", f"--output-dir={tmp_path / 'o2'}")

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT
-from electra_tf.data.dataset_info import DatasetInfo
+from electra_tf.data.dataset_info import UNKNOWN_PACKING, DatasetInfo
 from electra_tf.data.index_records import index_records
 from electra_tf.errors import UserError
 
@@ -58,6 +58,7 @@ def test_indexing_counts_every_shard_and_training_reads_them_in_place(google_rec
     )
     assert [shard.num_examples for shard in info.train_shards] == [7, 5]
     assert info.num_eval_examples == 4 and info.max_seq_length == LENGTH and info.strip_accents
+    assert info.packing == UNKNOWN_PACKING  # another tool made the records: their packing is not known
     reloaded = DatasetInfo.load(out)  # shard paths outside the directory survive the round trip
     assert (
         reloaded.train_shards == info.train_shards
@@ -84,6 +85,7 @@ def test_indexing_counts_every_shard_and_training_reads_them_in_place(google_rec
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "model" / "eval_results.json").read_text())["global_step"] == 2
+    assert json.loads((tmp_path / "model" / "training_data.json").read_text())["packing"] == UNKNOWN_PACKING
 
 
 def test_files_that_are_not_tfrecords_are_refused(tmp_path):

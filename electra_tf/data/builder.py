@@ -40,6 +40,7 @@ from electra_tf.atomic_io import atomic_file, write_text_atomically
 from electra_tf.data.corpus import CorpusFile, Unit, find_corpus_files, looks_binary, plan_units
 from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import Shard
+from electra_tf.data.packing import CARRY_PACKING, GOOGLE_PACKING, PACKING_MODES
 from electra_tf.data.unit_worker import EVAL, SPLITS, TRAIN, UnitSettings, UnitWorker, new_summary, unit_file
 from electra_tf.errors import UserError
 
@@ -61,6 +62,8 @@ MIN_DEFAULT_SHARDS = 8
 """... but at least this many (if there are that many units), so reading interleaves 8 files."""
 PROGRESS_SECONDS = 5.0
 BUILD_FILE = "build.json"
+DROPPED_WARNING_SHARE = 0.05
+"""A build that drops more than this share of the corpus tokens says so with a warning."""
 UNITS_FOLDER = "units"
 
 
@@ -82,6 +85,7 @@ class BuildOptions:
     eval_fraction: float = 0.01
     overwrite: bool = False
     strict: bool = False
+    packing: str = CARRY_PACKING
 
     def validate(self) -> None:
         if self.max_seq_length < 5:
@@ -96,6 +100,8 @@ class BuildOptions:
             raise UserError(f"--seed must be in [0, 2**63), got {self.seed}")
         if not self.file_patterns:
             raise UserError("--file-pattern is empty")
+        if self.packing not in PACKING_MODES:
+            raise UserError(f"--packing must be one of {', '.join(PACKING_MODES)}, got {self.packing!r}")
         if not self.vocab_file.is_file():
             raise UserError(f"vocab file not found: {self.vocab_file}")
 
@@ -120,6 +126,7 @@ def build_from_flags() -> None:
             eval_fraction=flag("eval-fraction"),
             overwrite=flag("overwrite"),
             strict=flag("strict"),
+            packing=flag("packing"),
         )
     )
 
@@ -147,6 +154,7 @@ def build_dataset(options: BuildOptions) -> DatasetInfo:
         units_dir=str(staging / UNITS_FOLDER),
         chunk_bytes=CHUNK_BYTES,
         max_line_bytes=MAX_LINE_BYTES,
+        packing=options.packing,
     )
     # Workers start now: loading TensorFlow and the tokenizer takes them seconds, which the checks
     # below overlap.
@@ -211,6 +219,7 @@ def _signature(
         "blanks_separate_docs": options.blanks_separate_docs,
         "seed": options.seed,
         "eval_fraction": options.eval_fraction,
+        "packing": options.packing,
         "files": [[file.relative, file.size, file.mtime_ns] for file in files],
         "units": [[[piece.relative, piece.start, piece.end] for piece in unit.pieces] for unit in units],
     }
@@ -439,10 +448,13 @@ def _assemble(
     if not shards[EVAL] and options.eval_fraction > 0:
         logging.warning("no document was held out for evaluation (the corpus has too few documents)")
     shutil.copyfile(options.vocab_file, staging / VOCAB_COPY)
+    dropped = totals["dropped_tokens_train"] + totals["dropped_tokens_eval"]
     stats = {
         "files": len(files),
         "files_skipped_binary": list(skipped),
         **totals,
+        "dropped_tokens": dropped,
+        "dropped_token_share": round(dropped / max(1, totals["tokens"]), 6),
         "build_signature": signature,
         "corpus_dir": str(options.corpus_dir.resolve()),
         "file_patterns": list(options.file_patterns),
@@ -457,6 +469,7 @@ def _assemble(
         strip_accents=strip_accents,
         max_seq_length=options.max_seq_length,
         seed=options.seed,
+        packing=options.packing,
         train_shards=tuple(shards[TRAIN]),
         eval_shards=tuple(shards[EVAL]),
         stats=stats,
@@ -521,5 +534,26 @@ def _log_summary(info: DatasetInfo, seconds: float) -> None:
     )
     if stats["invalid_utf8"]:
         logging.warning("replaced %d invalid UTF-8 sequence(s) with U+FFFD", stats["invalid_utf8"])
-    if stats["long_lines_cut"]:
+    if stats["long_lines_cut"] and info.packing == GOOGLE_PACKING:
         logging.warning("cut %d line(s) longer than %d MB", stats["long_lines_cut"], MAX_LINE_BYTES // MIB)
+    elif stats["long_lines_cut"]:
+        logging.info("read %d line(s) longer than %d MB in pieces", stats["long_lines_cut"], MAX_LINE_BYTES // MIB)
+    _log_dropped_tokens(info)
+
+
+def _log_dropped_tokens(info: DatasetInfo) -> None:
+    """The corpus tokens that no example holds (only Google's packing drops any); a warning above 5%."""
+    stats = info.stats
+    summary = (
+        f"packing ({info.packing}) dropped {stats['dropped_tokens']:,} of {stats['tokens']:,} corpus tokens "
+        f"({100 * stats['dropped_token_share']:.2f}%)"
+    )
+    if stats["dropped_token_share"] > DROPPED_WARNING_SHARE:
+        logging.warning(
+            "%s: no example holds them. --packing %s keeps every token (it splits a line that does not fit "
+            "its example and carries the rest into the next one)",
+            summary,
+            CARRY_PACKING,
+        )
+    else:
+        logging.info("%s", summary)

@@ -8,8 +8,9 @@ is what makes the output independent of ``--num-processes``. Compressed files (`
 cannot be sliced and are one piece each.
 
 Reading is streamed: a chunk holds at most about ``chunk_bytes`` of complete lines, and a line
-longer than ``max_line_bytes`` is cut there (only the first ``max_seq_length`` tokens of a line can
-ever reach an example) so memory stays bounded whatever the input.
+longer than ``max_line_bytes`` is cut there so memory stays bounded whatever the input. The rest of
+the line is skipped with Google's packing (only its first ``max_seq_length`` tokens can reach an
+example) and read as further lines with carry packing (which uses every token).
 """
 
 from __future__ import annotations
@@ -203,21 +204,24 @@ def _next_line_start(handle: BinaryIO, offset: int, limit: int, after_blank_line
     return None
 
 
-def read_chunks(piece: Piece, chunk_bytes: int, max_line_bytes: int) -> Iterator[Chunk]:
+def read_chunks(piece: Piece, chunk_bytes: int, max_line_bytes: int, split_long_lines: bool = False) -> Iterator[Chunk]:
     """Stream a piece as chunks of complete lines (about ``chunk_bytes`` each).
 
-    A line longer than ``max_line_bytes`` is cut at the last space before that length and the rest
-    of it skipped; its head comes as a chunk of its own marked ``long_line_cut``.
+    A line longer than ``max_line_bytes`` is cut at the last space before that length; its head
+    comes as a chunk of its own marked ``long_line_cut``. The rest of the line is skipped, or with
+    ``split_long_lines`` read on as the next line (cut again if it is still too long).
     """
     try:
         with open_binary(piece.path) as handle:
             handle.seek(piece.start)
-            yield from _chunks_of(handle, piece, chunk_bytes, max_line_bytes)
+            yield from _chunks_of(handle, piece, chunk_bytes, max_line_bytes, split_long_lines)
     except (OSError, EOFError, zlib.error) as error:
         raise UserError(f"cannot read corpus file {piece.path}: {error}") from None
 
 
-def _chunks_of(handle: BinaryIO, piece: Piece, chunk_bytes: int, max_line_bytes: int) -> Iterator[Chunk]:
+def _chunks_of(
+    handle: BinaryIO, piece: Piece, chunk_bytes: int, max_line_bytes: int, split_long_lines: bool
+) -> Iterator[Chunk]:
     remaining = None if piece.end is None else piece.end - piece.start
     offset = piece.start  # file offset of the first byte of ``partial``
     partial = b""
@@ -240,8 +244,15 @@ def _chunks_of(handle: BinaryIO, piece: Piece, chunk_bytes: int, max_line_bytes:
             if len(buffer) <= max_line_bytes:
                 partial = buffer
                 continue
-            # One line longer than the limit: keep its head, skip the rest of it.
-            yield Chunk(_cut_at_space(buffer[:max_line_bytes]), offset, long_line_cut=True)
+            # One line longer than the limit: its head, then the rest of it read on or skipped.
+            head = _cut_at_space(buffer[:max_line_bytes])
+            if split_long_lines:
+                head = head or buffer[:max_line_bytes]  # (no character boundary: cut anyway, to move on)
+                yield Chunk(head, offset, long_line_cut=True)
+                offset += len(head)
+                partial = buffer[len(head) :]
+                continue
+            yield Chunk(head, offset, long_line_cut=True)
             offset += len(buffer)
             partial, skipping = b"", True
             continue

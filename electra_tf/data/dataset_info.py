@@ -26,6 +26,10 @@ VOCAB_COPY = "vocab.txt"
 """The builder copies the vocab it used into ``OUTPUT_DIR/vocab.txt``."""
 
 FORMAT_VERSION = 1
+PACKING_BEFORE_THE_FIELD = "google"
+"""The packing of datasets whose ``dataset_info.json`` predates its ``packing`` field."""
+UNKNOWN_PACKING = "unknown"
+"""The packing of records made by another tool (see :mod:`electra_tf.data.index_records`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +48,8 @@ class DatasetInfo:
     strip_accents: bool
     max_seq_length: int
     seed: int
+    packing: str
+    """How lines were packed into examples: a mode of ``--packing``, or :data:`UNKNOWN_PACKING`."""
     train_shards: tuple[Shard, ...]
     eval_shards: tuple[Shard, ...]
     stats: dict[str, Any]
@@ -96,6 +102,7 @@ class DatasetInfo:
                 strip_accents=bool(raw["strip_accents"]),
                 max_seq_length=int(raw["max_seq_length"]),
                 seed=int(raw["seed"]),
+                packing=str(raw.get("packing", PACKING_BEFORE_THE_FIELD)),
                 train_shards=_shards_from_json(data_dir, raw["train_shards"]),
                 eval_shards=_shards_from_json(data_dir, raw["eval_shards"]),
                 stats=dict(raw["stats"]),

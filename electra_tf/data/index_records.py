@@ -16,7 +16,7 @@ from pathlib import Path
 import tensorflow as tf
 from absl import logging
 
-from electra_tf.data.dataset_info import VOCAB_COPY, DatasetInfo
+from electra_tf.data.dataset_info import UNKNOWN_PACKING, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import FEATURES, Shard
 from electra_tf.errors import UserError
 from electra_tf.tokenization import Vocab, resolve_strip_accents
@@ -86,6 +86,7 @@ def index_records(
         strip_accents=resolve_strip_accents(do_lower_case, strip_accents),
         max_seq_length=lengths.pop(),
         seed=0,
+        packing=UNKNOWN_PACKING,
         train_shards=train,
         eval_shards=held_out,
         stats={

@@ -22,6 +22,9 @@ Deciding where examples end and which segment each line joins is a loop over exa
 per example, a short loop over its lines); building the token arrays is vectorised numpy over the
 tokens, so no Python runs per token. Random numbers come from :class:`UniformStream`, one stream
 per packer, in the same order as Google draws them, so a seed fixes the output.
+
+The ``carry`` packing mode (:mod:`electra_tf.data.carry_packing`) draws the same shapes from
+:class:`ExampleShapes` but splits the line that crosses an example's end instead of truncating it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ SHORT_TARGET_PROBABILITY = 0.05
 MIN_TARGET_LENGTH = 5
 UNLIMITED_FIRST_SEGMENT = 100_000
 SECOND_SEGMENT_COIN = 0.5
+
+GOOGLE_PACKING = "google"
+"""Google's builder exactly: the tokens of a line beyond its example's end are dropped."""
+CARRY_PACKING = "carry"
+"""The line that crosses an example's end is split and its rest starts the next example
+(:mod:`electra_tf.data.carry_packing`)."""
+PACKING_MODES = (CARRY_PACKING, GOOGLE_PACKING)
 
 
 class UniformStream:
@@ -74,8 +84,12 @@ class PackPlan:
     pending_start: int
 
 
-class ExamplePacker:
-    """Google's example-building state machine over line lengths (one per output stream)."""
+class ExampleShapes:
+    """Google's random example shapes: each example's target length and its segment rule.
+
+    Both packing modes draw from it in the same order (per example: the single-segment coin, the
+    coins for lines that do not fit the first segment, then the next example's target).
+    """
 
     def __init__(self, max_seq_length: int, uniforms: UniformStream) -> None:
         if max_seq_length < MIN_TARGET_LENGTH:
@@ -84,6 +98,42 @@ class ExamplePacker:
         self._uniforms = uniforms
         # A stream starts as if an example had just been made.
         self.target = self._next_target()
+
+    def close(self, lengths: list[int]) -> list[int]:
+        """Close an example made of lines with these token counts: the indices of the lines that
+        join its second segment (Google's rule); then draw the next example's target."""
+        if self._uniforms.next() < SINGLE_SEGMENT_PROBABILITY:
+            first_target = UNLIMITED_FIRST_SEGMENT
+        else:
+            first_target = (self.target - 3) // 2
+        second = []
+        if sum(lengths) >= first_target:
+            # The first line always starts the first segment (it is never empty).
+            first_length, second_length = lengths[0], 0
+            for line in range(1, len(lengths)):
+                length = lengths[line]
+                if first_length + length < first_target or (
+                    second_length == 0 and first_length < first_target and self._uniforms.next() < SECOND_SEGMENT_COIN
+                ):
+                    first_length += length
+                else:
+                    second_length += length
+                    second.append(line)
+        self.target = self._next_target()
+        return second
+
+    def _next_target(self) -> int:
+        if self._uniforms.next() < SHORT_TARGET_PROBABILITY:
+            return MIN_TARGET_LENGTH + int(self._uniforms.next() * (self.max_seq_length - MIN_TARGET_LENGTH + 1))
+        return self.max_seq_length
+
+
+class ExamplePacker:
+    """Google's example-building state machine over line lengths (one per output stream)."""
+
+    def __init__(self, max_seq_length: int, uniforms: UniformStream) -> None:
+        self.max_seq_length = max_seq_length
+        self._shapes = ExampleShapes(max_seq_length, uniforms)
 
     def plan(self, lengths: np.ndarray, boundaries: np.ndarray) -> PackPlan:
         """Cut examples from lines with these token counts; ``boundaries`` marks document ends.
@@ -99,7 +149,8 @@ class ExamplePacker:
         ends: list[int] = []
 
         def make(start: int, end: int) -> None:
-            self._assign_segments(line_lengths, cumulative, start, end, second)
+            for line in self._shapes.close(line_lengths[start:end]):
+                second[start + line] = True
             starts.append(start)
             ends.append(end)
 
@@ -109,7 +160,7 @@ class ExamplePacker:
             limit = count if stop is None else stop
             while True:
                 # The line at which the running count reaches the target ends an example.
-                end = bisect.bisect_left(cumulative, cumulative[start] + self.target, lo=start + 1)
+                end = bisect.bisect_left(cumulative, cumulative[start] + self._shapes.target, lo=start + 1)
                 if end > limit:
                     break
                 make(start, end)
@@ -126,32 +177,18 @@ class ExamplePacker:
             start,
         )
 
-    def _assign_segments(
-        self, lengths: list[int], cumulative: list[int], start: int, end: int, second: np.ndarray
-    ) -> None:
-        """Google's segment rule for the lines ``[start, end)``, then the next example's target."""
-        if self._uniforms.next() < SINGLE_SEGMENT_PROBABILITY:
-            first_target = UNLIMITED_FIRST_SEGMENT
-        else:
-            first_target = (self.target - 3) // 2
-        if cumulative[end] - cumulative[start] >= first_target:
-            # The first line always starts the first segment (it is never empty).
-            first_length, second_length = lengths[start], 0
-            for line in range(start + 1, end):
-                length = lengths[line]
-                if first_length + length < first_target or (
-                    second_length == 0 and first_length < first_target and self._uniforms.next() < SECOND_SEGMENT_COIN
-                ):
-                    first_length += length
-                else:
-                    second_length += length
-                    second[line] = True
-        self.target = self._next_target()
-
-    def _next_target(self) -> int:
-        if self._uniforms.next() < SHORT_TARGET_PROBABILITY:
-            return MIN_TARGET_LENGTH + int(self._uniforms.next() * (self.max_seq_length - MIN_TARGET_LENGTH + 1))
-        return self.max_seq_length
+    def pack(
+        self,
+        lengths: np.ndarray,
+        boundaries: np.ndarray,
+        token_starts: np.ndarray,
+        token_ids: np.ndarray,
+        special: SpecialIds,
+    ) -> Packed:
+        """:meth:`plan`, then the example arrays (line ``j``'s tokens start at ``token_starts[j]``)."""
+        plan = self.plan(lengths, boundaries)
+        examples = assemble_examples(plan, lengths, token_starts, token_ids, self.max_seq_length, special)
+        return Packed(examples, plan.pending_start, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +209,16 @@ class PackedExamples:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """A packer's output for a run of lines: the examples, and where the lines not yet in an
+    example begin (line ``pending_line``, after its first ``pending_offset`` tokens)."""
+
+    examples: PackedExamples
+    pending_line: int
+    pending_offset: int
 
 
 def assemble_examples(

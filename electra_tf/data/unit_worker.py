@@ -4,7 +4,8 @@ Runs in the builder's worker processes (or in the main process with ``--num-proc
 tokenized a chunk (about 1 MB of whole lines) at a time in one in-graph call that also splits the
 lines and finds the blank ones, so Python never loops over tokens or characters. Lines that do not
 yet make a full example at the end of a chunk are carried (as text) into the next chunk, which makes
-the output independent of where chunks end.
+the output independent of where chunks end; with carry packing the first of them may be the rest of
+a split line, carried whole with the count of its tokens already in examples.
 
 Everything random in a unit comes from generators seeded by ``(seed, unit index, purpose)``: the
 packing of training and of held-out examples, the choice of held-out documents, and the shuffle of
@@ -24,8 +25,15 @@ from typing import Any
 import numpy as np
 
 from electra_tf.atomic_io import write_text_atomically
+from electra_tf.data.carry_packing import CarryPacker, SplitTokens
 from electra_tf.data.corpus import Chunk, Piece, Unit, read_chunks
-from electra_tf.data.packing import ExamplePacker, PackedExamples, SpecialIds, UniformStream, assemble_examples
+from electra_tf.data.packing import (
+    CARRY_PACKING,
+    ExamplePacker,
+    PackedExamples,
+    SpecialIds,
+    UniformStream,
+)
 from electra_tf.data.tfrecord import AtomicRecordWriter, ExampleSerializer
 from electra_tf.errors import UserError
 
@@ -60,6 +68,8 @@ class UnitSettings:
     units_dir: str
     chunk_bytes: int
     max_line_bytes: int
+    packing: str
+    """``CARRY_PACKING`` or ``GOOGLE_PACKING``."""
 
 
 def unit_file(units_dir: str | Path, index: int, kind: str) -> Path:
@@ -91,6 +101,7 @@ class UnitWorker:
         vocab = Vocab.load(settings.vocab_file)
         tokenizer = Tokenizer(vocab, settings.do_lower_case, settings.strip_accents)
         self.special = SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id)
+        self.split_tokens = SplitTokens.from_tokens(vocab.tokens) if settings.packing == CARRY_PACKING else None
         self.serializer = ExampleSerializer(settings.max_seq_length)
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
@@ -115,7 +126,10 @@ class UnitWorker:
         writers = {split: AtomicRecordWriter(unit_file(settings.units_dir, unit.index, split)) for split in SPLITS}
         state = _UnitState(self, unit.index, summary, writers)
         for piece in unit.pieces:
-            for chunk in read_chunks(piece, settings.chunk_bytes, settings.max_line_bytes):
+            chunks = read_chunks(
+                piece, settings.chunk_bytes, settings.max_line_bytes, split_long_lines=settings.packing == CARRY_PACKING
+            )
+            for chunk in chunks:
                 summary["bytes"] += len(chunk.text) + 1
                 summary["long_lines_cut"] += chunk.long_line_cut
                 state.add_text(self._valid_utf8(chunk, piece, summary))
@@ -156,15 +170,20 @@ class _UnitState:
         self._worker = worker
         self._summary = summary
         self._writers = writers
-        self._packers = {
-            split: ExamplePacker(settings.max_seq_length, UniformStream(generator(f"pack-{split}"))) for split in SPLITS
-        }
+        self._packers = {split: self._packer(UniformStream(generator(f"pack-{split}"))) for split in SPLITS}
         self._document_draws = UniformStream(generator("documents"))
         self._shuffle = generator("shuffle")
         self._open_document = self._draw_documents(1)[0]  # True: held out
         self._open_document_has_tokens = False
         self._carry = b""  # pending lines of the open document, re-read with the next chunk
         self._carry_lines = 0
+        self._carry_skip = 0  # tokens of the first pending line already in examples (carry packing)
+
+    def _packer(self, uniforms: UniformStream) -> ExamplePacker | CarryPacker:
+        settings, split_tokens = self._worker.settings, self._worker.split_tokens
+        if split_tokens is None:
+            return ExamplePacker(settings.max_seq_length, uniforms)
+        return CarryPacker(settings.max_seq_length, uniforms, split_tokens)
 
     def add_text(self, text: bytes) -> None:
         """Process a chunk of whole lines."""
@@ -189,6 +208,12 @@ class _UnitState:
         lengths = np.diff(row_splits)
         self._summary["lines"] += len(lengths) - carried_lines
         self._summary["tokens"] += int(lengths[carried_lines:].sum())
+        # The first carried line continues where the last example took its tokens.
+        skip, self._carry_skip = self._carry_skip, 0
+        line_starts = row_splits.copy()  # (one past the last line: where the end-of-piece boundary starts)
+        if skip:
+            line_starts[0] += skip
+            lengths[0] -= skip
 
         # Events: document boundaries and lines with tokens (others change nothing in the packing).
         boundary = blank if settings.blanks_separate_docs else np.zeros_like(blank)
@@ -215,20 +240,15 @@ class _UnitState:
         event_held_out = held_out[document]
         for split, is_eval in zip(SPLITS, (False, True), strict=True):
             mine = event_held_out == is_eval
-            plan = self._packers[split].plan(event_lengths[mine], event_boundary[mine])
-            if plan.pending_start < int(mine.sum()):
-                first_pending = int(events[mine][plan.pending_start])
+            packed = self._packers[split].pack(
+                event_lengths[mine], event_boundary[mine], line_starts[events[mine]], token_ids, self._worker.special
+            )
+            if packed.pending_line < int(mine.sum()):
+                first_pending = int(events[mine][packed.pending_line])
                 self._carry = text[_line_start(text, first_pending) :]
                 self._carry_lines = len(lengths) - first_pending
-            examples = assemble_examples(
-                plan,
-                event_lengths[mine],
-                row_splits[events[mine]],
-                token_ids,
-                settings.max_seq_length,
-                self._worker.special,
-            )
-            self._write(split, examples)
+                self._carry_skip = packed.pending_offset + (skip if first_pending == 0 else 0)
+            self._write(split, packed.examples)
 
     def _write(self, split: str, examples: PackedExamples) -> None:
         """Shuffle a chunk's examples, serialise and write them, and count them."""
