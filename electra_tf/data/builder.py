@@ -37,11 +37,12 @@ from typing import TYPE_CHECKING, Any
 from absl import logging
 
 from electra_tf.atomic_io import write_text_atomically
-from electra_tf.data.corpus import CorpusFile, Unit, find_corpus_files, looks_binary, plan_units
+from electra_tf.data.corpus import CorpusFile, Unit, plan_units, readable_text_files
 from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.data.unit_worker import EVAL, SPLITS, TRAIN, UnitSettings, UnitWorker, new_summary, unit_file
 from electra_tf.errors import UserError
+from electra_tf.path_checks import os_error_line, require_file, require_writable_folder
 
 if TYPE_CHECKING:
     from electra_tf.tokenization import Vocab
@@ -96,8 +97,7 @@ class BuildOptions:
             raise UserError(f"--seed must be in [0, 2**63), got {self.seed}")
         if not self.file_patterns:
             raise UserError("--file-pattern is empty")
-        if not self.vocab_file.is_file():
-            raise UserError(f"vocab file not found: {self.vocab_file}")
+        require_file(self.vocab_file, "vocab file")
 
 
 def build_from_flags() -> None:
@@ -125,15 +125,38 @@ def build_from_flags() -> None:
 
 
 def build_dataset(options: BuildOptions) -> DatasetInfo:
-    """Build (or resume, or find already built) the dataset described by ``options``."""
+    """Build (or resume, or find already built) the dataset described by ``options``.
+
+    A write that fails (a full disk, a file size limit, a folder made read-only), here or in a worker
+    process, ends in one :class:`UserError` naming the path and the OS's reason. Finished units stay
+    in the staging folder, so the same command resumes once the cause is fixed.
+    """
+    staging = _staging_folder(options.output_dir.resolve())
+    try:
+        return _build_dataset(options)
+    except OSError as error:
+        raise UserError(
+            f"cannot write {os_error_line(error, staging)}; rerun the same command once that is fixed "
+            "(the finished part of the build is kept)"
+        ) from None
+
+
+def _staging_folder(output_dir: Path) -> Path:
+    """Where the dataset is built before it is renamed to ``output_dir``."""
+    return output_dir.parent / f".{output_dir.name}.building"
+
+
+def _build_dataset(options: BuildOptions) -> DatasetInfo:
+    """:func:`build_dataset` without the translation of OS errors."""
     started = time.perf_counter()
     options.validate()
     output_dir = options.output_dir.resolve()
     corpus_dir = options.corpus_dir.resolve()
-    staging = output_dir.parent / f".{output_dir.name}.building"
+    staging = _staging_folder(output_dir)
     if corpus_dir == output_dir or output_dir in corpus_dir.parents:
         raise UserError(f"--output-dir {output_dir} must not contain the corpus folder {corpus_dir}")
-    files, skipped = _readable_text_files(corpus_dir, options.file_patterns, exclude=(output_dir, staging))
+    files, skipped = readable_text_files(corpus_dir, options.file_patterns, exclude=(output_dir, staging))
+    require_writable_folder(output_dir.parent, "--output-dir")
     units = plan_units(files, _unit_bytes(files), options.blanks_separate_docs)
     settings = UnitSettings(
         vocab_file=str(options.vocab_file.resolve()),
@@ -172,24 +195,6 @@ def build_dataset(options: BuildOptions) -> DatasetInfo:
     info = DatasetInfo.load(output_dir)
     _log_summary(info, time.perf_counter() - started)
     return info
-
-
-def _readable_text_files(
-    corpus_dir: Path, patterns: Sequence[str], exclude: Sequence[Path]
-) -> tuple[list[CorpusFile], list[str]]:
-    """The corpus files to read, and the binary ones skipped (with a warning each)."""
-    files, skipped = [], []
-    for file in find_corpus_files(corpus_dir, patterns, exclude):
-        if file.size == 0:
-            continue
-        if looks_binary(file):
-            logging.warning("skipping %s: it looks binary (it has NUL bytes), not UTF-8 text", file.path)
-            skipped.append(file.relative)
-            continue
-        files.append(file)
-    if not files:
-        raise UserError(f"the corpus under {corpus_dir} is empty: no matching file holds text")
-    return files, skipped
 
 
 def _unit_bytes(files: Sequence[CorpusFile]) -> int:
