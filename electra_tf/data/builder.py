@@ -223,8 +223,8 @@ def _signature(
 
 
 def _existing_build(output_dir: Path, signature: str, overwrite: bool) -> DatasetInfo | None:
-    """The dataset already in ``output_dir`` if it is this build; refuses any other content unless
-    ``overwrite``."""
+    """The dataset already in ``output_dir`` if it is this build (and ``overwrite`` does not ask for a
+    rebuild); refuses any other content, a damaged dataset included, unless ``overwrite``."""
     if not output_dir.exists():
         return None
     if not output_dir.is_dir():
@@ -232,9 +232,13 @@ def _existing_build(output_dir: Path, signature: str, overwrite: bool) -> Datase
     if (output_dir / DATASET_INFO_FILE).is_file():
         try:
             info = DatasetInfo.load(output_dir)
-        except UserError:
+        except UserError as problem:
+            if not overwrite:
+                raise UserError(
+                    f"--output-dir {output_dir} holds an unusable dataset (pass --overwrite to rebuild it): {problem}"
+                ) from None
             info = None
-        if info is not None and info.stats.get("build_signature") == signature:
+        if info is not None and info.stats.get("build_signature") == signature and not overwrite:
             return info
     if any(output_dir.iterdir()) and not overwrite:
         raise UserError(
@@ -487,7 +491,7 @@ def _write_shards(
                 with open(unit_file(staging / UNITS_FOLDER, index, split), "rb") as source:
                     shutil.copyfileobj(source, out, 8 * MIB)
         os.replace(temporary, path)
-        shards.append(Shard(str(path), sum(examples[index] for index in members)))
+        shards.append(Shard(str(path), sum(examples[index] for index in members), path.stat().st_size))
     return shards
 
 
