@@ -40,6 +40,7 @@ from tokenizers.pre_tokenizers import BertPreTokenizer
 
 from electra_tf.atomic_io import atomic_file
 from electra_tf.errors import UserError
+from electra_tf.path_checks import require_file
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_CHARS_PER_WORD = 100
@@ -72,14 +73,13 @@ class Vocab:
         """Read a BERT-format ``vocab.txt`` (one token per line, id = line number).
 
         Lines end at ``\\n`` only, as in Google's and Hugging Face's readers, and each token is
-        ``strip()``-ed (so CRLF files load). Raises :class:`UserError` for a missing or empty file,
-        an empty line, duplicate tokens, or a missing special token.
+        ``strip()``-ed (so CRLF files load). Raises :class:`UserError` for a missing or empty file, a
+        folder, an empty line, duplicate tokens, or a missing special token.
         """
         path = Path(path)
+        require_file(path, "vocab file")
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
-            raise UserError(f"vocab file not found: {path}") from None
         except OSError as error:
             raise UserError(f"cannot read vocab file {path}: {error.strerror}") from None
         try:

@@ -5,27 +5,27 @@ the very normaliser and pre-tokenizer that :class:`electra_tf.tokenization.Token
 (``BertNormalizer`` + ``BertPreTokenizer``), so every piece is one the tokenizer can produce: the
 same cleaning, lower-casing, accent stripping, punctuation and CJK splitting.
 
-The corpus is streamed line by line, twice (memory grows with the number of distinct words, not
-with the corpus size), with progress logged as it is read. The same corpus and flags give a
-byte-identical file. Left alone, the trainer is not deterministic: it numbers the ``##`` forms of
-characters, and picks which equally rare characters to drop at ``limit_alphabet``, in hash-map order,
-and it breaks ties between equally frequent merges by those numbers. So a first, cheap pass counts
-the characters, the alphabet is chosen here (most frequent first, then by code point), and the
-``##`` form of every alphabet character that can continue a word is numbered up front (handed to
-the trainer with the special tokens). The output is written atomically in a canonical order
-(special tokens, ``[unusedN]`` slots, then word-initial pieces and ``##`` pieces, each sorted).
+The corpus is found and streamed by the dataset builder's reader (:mod:`electra_tf.data.corpus`),
+twice (memory grows with the number of distinct words, not with the corpus size), with progress
+logged as it is read: the same files are read (binary ones skipped with a warning), a damaged
+compressed file ends in one error naming it, and an over-long line is cut the same way. The same
+corpus and flags give a byte-identical file. Left alone, the trainer is not deterministic: it
+numbers the ``##`` forms of characters, and picks which equally rare characters to drop at
+``limit_alphabet``, in hash-map order, and it breaks ties between equally frequent merges by those
+numbers. So a first, cheap pass counts the characters, the alphabet is chosen here (most frequent
+first, then by code point), and the ``##`` form of every alphabet character that can continue a word
+is numbered up front (handed to the trainer with the special tokens). The output is written
+atomically in a canonical order (special tokens, ``[unusedN]`` slots, then word-initial pieces and
+``##`` pieces, each sorted).
 """
 
 from __future__ import annotations
 
-import bz2
 import collections
 import dataclasses
-import gzip
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 from absl import logging
 from tokenizers import Tokenizer as HfTokenizer
@@ -33,7 +33,16 @@ from tokenizers import models, pre_tokenizers, trainers
 from tokenizers.normalizers import BertNormalizer
 
 from electra_tf.atomic_io import write_text_atomically
+from electra_tf.data.builder import CHUNK_BYTES, MAX_LINE_BYTES
+from electra_tf.data.corpus import (
+    COMPRESSED_SUFFIXES,
+    COMPRESSION_RATIO_GUESS,
+    Piece,
+    read_chunks,
+    readable_text_files,
+)
 from electra_tf.errors import UserError
+from electra_tf.path_checks import require_writable_folder
 from electra_tf.tokenization import SPECIAL_TOKENS, WORDPIECE_PREFIX, hf_normalizer, resolve_strip_accents
 
 DEFAULT_FILE_PATTERNS = ("*.txt", "*.txt.gz", "*.txt.bz2")
@@ -53,26 +62,14 @@ class VocabTrainingResult:
 
 
 def find_corpus_files(corpus_dir: str | Path, file_patterns: Sequence[str] = DEFAULT_FILE_PATTERNS) -> list[Path]:
-    """The files under ``corpus_dir`` (recursively) matching any of ``file_patterns``, sorted."""
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        raise UserError(f"corpus directory not found: {corpus_dir}")
-    files = sorted({path for pattern in file_patterns for path in corpus_dir.rglob(pattern) if path.is_file()})
-    if not files:
-        raise UserError(f"no file in {corpus_dir} matches {','.join(file_patterns)}.")
-    return files
-
-
-def _open_binary(path: Path, raw: BinaryIO) -> BinaryIO:
-    if path.suffix == ".gz":
-        return gzip.GzipFile(fileobj=raw)
-    if path.suffix == ".bz2":
-        return bz2.BZ2File(raw)
-    return raw
+    """The non-empty text files under ``corpus_dir`` (recursively) matching any of ``file_patterns``,
+    sorted, exactly as the dataset builder finds them (hidden and binary files are skipped)."""
+    files, _ = readable_text_files(Path(corpus_dir), file_patterns)
+    return [Path(file.path) for file in files]
 
 
 class _CorpusReader:
-    """Streams the non-blank lines of the corpus files, logging progress by (compressed) bytes read.
+    """Streams the non-blank lines of the corpus files, logging progress by bytes of text read.
 
     Invalid UTF-8 is replaced (U+FFFD, which the normaliser then drops), as the dataset builder does.
     """
@@ -81,6 +78,10 @@ class _CorpusReader:
         self.files = list(files)
         self.task = task
         self.total_bytes = sum(path.stat().st_size for path in self.files)
+        self.planned_text_bytes = sum(
+            path.stat().st_size * (COMPRESSION_RATIO_GUESS if str(path).endswith(COMPRESSED_SUFFIXES) else 1)
+            for path in self.files
+        )
         self.bytes_read = 0
         self.num_lines = 0
         self._start = time.monotonic()
@@ -88,16 +89,14 @@ class _CorpusReader:
 
     def __iter__(self) -> Iterator[str]:
         for path in self.files:
-            done_before = self.bytes_read
-            with open(path, "rb") as raw, _open_binary(path, raw) as stream:
-                for line in stream:
-                    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            for chunk in read_chunks(Piece(str(path), path.name), CHUNK_BYTES, MAX_LINE_BYTES):
+                for line in chunk.text.decode("utf-8", errors="replace").split("\n"):
+                    text = line.rstrip("\r")
                     if text.strip():
                         self.num_lines += 1
                         yield text
-                    self.bytes_read = done_before + raw.tell()
-                    self._maybe_report()
-            self.bytes_read = done_before + path.stat().st_size
+                self.bytes_read += len(chunk.text) + 1
+                self._maybe_report()
 
     def _maybe_report(self) -> None:
         now = time.monotonic()
@@ -106,13 +105,13 @@ class _CorpusReader:
         self._last_report = now
         elapsed = now - self._start
         rate = self.bytes_read / elapsed
-        eta = (self.total_bytes - self.bytes_read) / rate if rate else float("inf")
+        eta = max(0, self.planned_text_bytes - self.bytes_read) / rate if rate else float("inf")
         logging.info(
-            "%s: read %.1f/%.1f MB (%.0f%%), %d lines, %.1f MB/s, about %.0f s left to read",
+            "%s: read %.1f of about %.1f MB of text (%.0f%%), %d lines, %.1f MB/s, about %.0f s left to read",
             self.task,
             self.bytes_read / 1e6,
-            self.total_bytes / 1e6,
-            100 * self.bytes_read / max(self.total_bytes, 1),
+            self.planned_text_bytes / 1e6,
+            100 * min(1.0, self.bytes_read / max(self.planned_text_bytes, 1)),
             self.num_lines,
             rate / 1e6,
             eta,
@@ -143,13 +142,17 @@ def train_vocab(
 
     ``min_frequency``: a pair of pieces seen fewer times is never merged. ``limit_alphabet``: at
     most this many distinct characters are kept (the rarest others end up as [UNK]). Raises
-    :class:`UserError` for an existing output (unless ``overwrite``), impossible sizes, an empty
-    corpus, or a vocab size too small for the alphabet.
+    :class:`UserError` for an existing output (unless ``overwrite``), an output that is a folder or
+    cannot be written (checked before the work starts), impossible sizes, an empty corpus, or a vocab
+    size too small for the alphabet.
     """
     output = Path(output)
     strip_accents = resolve_strip_accents(do_lower_case, strip_accents)
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; give the vocab file to write, e.g. {output / 'vocab.txt'}")
     if output.exists() and not overwrite:
         raise UserError(f"{output} already exists; pass --overwrite to replace it.")
+    require_writable_folder(output.parent, "the vocab")
     reserved = len(SPECIAL_TOKENS) + num_unused
     if num_unused < 0 or min_frequency < 1 or limit_alphabet < 1:
         raise UserError("--num-unused must be >= 0, --min-frequency and --limit-alphabet >= 1.")
@@ -206,7 +209,10 @@ def train_vocab(
     vocab = canonical_order(pieces, num_unused)
     if output.exists() and not overwrite:
         raise UserError(f"{output} appeared while training; pass --overwrite to replace it.")
-    write_text_atomically(output, "".join(f"{token}\n" for token in vocab))
+    try:
+        write_text_atomically(output, "".join(f"{token}\n" for token in vocab))
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
     seconds = time.monotonic() - start
     logging.info("wrote %s: %d entries in %.0f s", output, len(vocab), seconds)
     return VocabTrainingResult(

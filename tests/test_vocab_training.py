@@ -118,9 +118,9 @@ def test_empty_corpus(tmp_path):
 
 
 def test_missing_or_unmatched_corpus(tmp_path):
-    with pytest.raises(UserError, match="corpus directory not found"):
+    with pytest.raises(UserError, match="corpus folder not found"):
         find_corpus_files(tmp_path / "nope")
-    with pytest.raises(UserError, match=r"no file in .* matches \*\.txt"):
+    with pytest.raises(UserError, match=r"no corpus files matching \*\.txt.* under "):
         find_corpus_files(tmp_path)
 
 

@@ -4,21 +4,23 @@ Input format: UTF-8 text, one sentence or paragraph per line, a blank line betwe
 Output: ``OUTPUT_DIR/train/*.tfrecord``, ``OUTPUT_DIR/eval/*.tfrecord`` (Google's schema), a copy of
 the vocab as ``OUTPUT_DIR/vocab.txt`` and ``OUTPUT_DIR/dataset_info.json``, which training reads to
 check the vocab and sequence length. An interrupted build resumes when rerun with the same flags.
+``--verify --output-dir DIR`` instead reads every record of a built dataset and names the first
+damaged shard.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from absl import flags
 
 from electra_tf import DEFAULT_VOCAB_FILE
-from electra_tf.cli.common import run_main
+from electra_tf.cli.common import flag, run_main
 from electra_tf.data.packing import CARRY_PACKING, PACKING_MODES
+from electra_tf.errors import UserError
 
-flags.DEFINE_string(
-    "corpus-dir", None, "Folder of corpus files (searched recursively for --file-pattern).", required=True
-)
+flags.DEFINE_string("corpus-dir", None, "Folder of corpus files (searched recursively for --file-pattern).")
 flags.DEFINE_string("output-dir", "pretraining_data", "Where the shards and dataset_info.json are written.")
 flags.DEFINE_string("vocab-file", str(DEFAULT_VOCAB_FILE), "WordPiece vocab.txt. Default: the Spanish vocab in vocab/.")
 flags.DEFINE_integer("max-seq-length", 128, "Tokens per example, including [CLS] and [SEP].")
@@ -52,7 +54,8 @@ flags.DEFINE_float(
 flags.DEFINE_boolean(
     "overwrite",
     False,
-    "Replace whatever is in a non-empty --output-dir (refused without it, unless it holds this very build).",
+    "Replace whatever is in a non-empty --output-dir, even this very build (rebuilds a damaged dataset). Without "
+    "it a non-empty --output-dir is refused, unless it holds this very build (then there is nothing to do).",
 )
 flags.DEFINE_boolean("strict", False, "Fail on invalid UTF-8 instead of replacing and counting it.")
 flags.DEFINE_enum(
@@ -66,9 +69,22 @@ flags.DEFINE_enum(
     "of that line beyond the example is dropped, about a quarter of a corpus of paragraphs at 128 tokens. "
     "Every build reports the share it dropped.",
 )
+flags.DEFINE_boolean(
+    "verify",
+    False,
+    "Build nothing: read every record of the dataset in --output-dir (checksums and counts against "
+    "dataset_info.json) and name the first damaged shard and byte offset.",
+)
 
 
 def main() -> None:
+    if flag("verify"):
+        from electra_tf.data.shard_check import verify_dataset
+
+        verify_dataset(Path(flag("output-dir")))
+        return
+    if not flag("corpus-dir"):
+        raise UserError("--corpus-dir is required to build a dataset (see --help).")
     from electra_tf.data.builder import build_from_flags
 
     build_from_flags()

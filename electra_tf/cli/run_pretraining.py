@@ -128,6 +128,7 @@ def main() -> None:
     overrides = config_overrides_from_flags()
     # Validate the flags before TensorFlow starts (a typo should not cost the start-up time).
     PretrainingConfig.from_size(flag("model-size"), overrides)
+    from electra_tf.data.shard_check import naming_damaged_shards
     from electra_tf.training import RunOptions, run_pretraining
 
     options = RunOptions(
@@ -141,7 +142,8 @@ def main() -> None:
     )
     if not options.do_train and not options.do_eval:
         raise UserError("nothing to do: pass --do-train and/or --do-eval.")
-    run_pretraining(flag("model-size"), overrides, options, model_size_given=FLAGS["model-size"].present > 0)
+    with naming_damaged_shards(options.data_dir):
+        run_pretraining(flag("model-size"), overrides, options, model_size_given=FLAGS["model-size"].present > 0)
 
 
 def run() -> None:

@@ -37,12 +37,13 @@ from typing import TYPE_CHECKING, Any
 from absl import logging
 
 from electra_tf.atomic_io import atomic_file, write_text_atomically
-from electra_tf.data.corpus import CorpusFile, Unit, find_corpus_files, looks_binary, plan_units
+from electra_tf.data.corpus import CorpusFile, Unit, plan_units, readable_text_files
 from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.data.packing import CARRY_PACKING, GOOGLE_PACKING, PACKING_MODES
 from electra_tf.data.unit_worker import EVAL, SPLITS, TRAIN, UnitSettings, UnitWorker, new_summary, unit_file
 from electra_tf.errors import UserError
+from electra_tf.path_checks import os_error_line, require_file, require_writable_folder
 
 if TYPE_CHECKING:
     from electra_tf.tokenization import Vocab
@@ -102,8 +103,7 @@ class BuildOptions:
             raise UserError("--file-pattern is empty")
         if self.packing not in PACKING_MODES:
             raise UserError(f"--packing must be one of {', '.join(PACKING_MODES)}, got {self.packing!r}")
-        if not self.vocab_file.is_file():
-            raise UserError(f"vocab file not found: {self.vocab_file}")
+        require_file(self.vocab_file, "vocab file")
 
 
 def build_from_flags() -> None:
@@ -132,15 +132,38 @@ def build_from_flags() -> None:
 
 
 def build_dataset(options: BuildOptions) -> DatasetInfo:
-    """Build (or resume, or find already built) the dataset described by ``options``."""
+    """Build (or resume, or find already built) the dataset described by ``options``.
+
+    A write that fails (a full disk, a file size limit, a folder made read-only), here or in a worker
+    process, ends in one :class:`UserError` naming the path and the OS's reason. Finished units stay
+    in the staging folder, so the same command resumes once the cause is fixed.
+    """
+    staging = _staging_folder(options.output_dir.resolve())
+    try:
+        return _build_dataset(options)
+    except OSError as error:
+        raise UserError(
+            f"cannot write {os_error_line(error, staging)}; rerun the same command once that is fixed "
+            "(the finished part of the build is kept)"
+        ) from None
+
+
+def _staging_folder(output_dir: Path) -> Path:
+    """Where the dataset is built before it is renamed to ``output_dir``."""
+    return output_dir.parent / f".{output_dir.name}.building"
+
+
+def _build_dataset(options: BuildOptions) -> DatasetInfo:
+    """:func:`build_dataset` without the translation of OS errors."""
     started = time.perf_counter()
     options.validate()
     output_dir = options.output_dir.resolve()
     corpus_dir = options.corpus_dir.resolve()
-    staging = output_dir.parent / f".{output_dir.name}.building"
+    staging = _staging_folder(output_dir)
     if corpus_dir == output_dir or output_dir in corpus_dir.parents:
         raise UserError(f"--output-dir {output_dir} must not contain the corpus folder {corpus_dir}")
-    files, skipped = _readable_text_files(corpus_dir, options.file_patterns, exclude=(output_dir, staging))
+    files, skipped = readable_text_files(corpus_dir, options.file_patterns, exclude=(output_dir, staging))
+    require_writable_folder(output_dir.parent, "--output-dir")
     units = plan_units(files, _unit_bytes(files), options.blanks_separate_docs)
     settings = UnitSettings(
         vocab_file=str(options.vocab_file.resolve()),
@@ -182,24 +205,6 @@ def build_dataset(options: BuildOptions) -> DatasetInfo:
     return info
 
 
-def _readable_text_files(
-    corpus_dir: Path, patterns: Sequence[str], exclude: Sequence[Path]
-) -> tuple[list[CorpusFile], list[str]]:
-    """The corpus files to read, and the binary ones skipped (with a warning each)."""
-    files, skipped = [], []
-    for file in find_corpus_files(corpus_dir, patterns, exclude):
-        if file.size == 0:
-            continue
-        if looks_binary(file):
-            logging.warning("skipping %s: it looks binary (it has NUL bytes), not UTF-8 text", file.path)
-            skipped.append(file.relative)
-            continue
-        files.append(file)
-    if not files:
-        raise UserError(f"the corpus under {corpus_dir} is empty: no matching file holds text")
-    return files, skipped
-
-
 def _unit_bytes(files: Sequence[CorpusFile]) -> int:
     total = sum(file.size for file in files)
     return min(MAX_UNIT_BYTES, max(MIN_UNIT_BYTES, total // UNITS_PER_CORPUS // MIB * MIB))
@@ -227,8 +232,8 @@ def _signature(
 
 
 def _existing_build(output_dir: Path, signature: str, overwrite: bool) -> DatasetInfo | None:
-    """The dataset already in ``output_dir`` if it is this build; refuses any other content unless
-    ``overwrite``."""
+    """The dataset already in ``output_dir`` if it is this build (and ``overwrite`` does not ask for a
+    rebuild); refuses any other content, a damaged dataset included, unless ``overwrite``."""
     if not output_dir.exists():
         return None
     if not output_dir.is_dir():
@@ -236,9 +241,13 @@ def _existing_build(output_dir: Path, signature: str, overwrite: bool) -> Datase
     if (output_dir / DATASET_INFO_FILE).is_file():
         try:
             info = DatasetInfo.load(output_dir)
-        except UserError:
+        except UserError as problem:
+            if not overwrite:
+                raise UserError(
+                    f"--output-dir {output_dir} holds an unusable dataset (pass --overwrite to rebuild it): {problem}"
+                ) from None
             info = None
-        if info is not None and info.stats.get("build_signature") == signature:
+        if info is not None and info.stats.get("build_signature") == signature and not overwrite:
             return info
     if any(output_dir.iterdir()) and not overwrite:
         raise UserError(
@@ -493,7 +502,7 @@ def _write_shards(
             for index in members:
                 with open(unit_file(staging / UNITS_FOLDER, index, split), "rb") as source:
                     shutil.copyfileobj(source, out, 8 * MIB)
-        shards.append(Shard(str(path), sum(examples[index] for index in members)))
+        shards.append(Shard(str(path), sum(examples[index] for index in members), path.stat().st_size))
     return shards
 
 

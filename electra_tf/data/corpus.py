@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from absl import logging
+
 from electra_tf.errors import UserError
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
@@ -127,6 +129,28 @@ def open_binary(path: str) -> BinaryIO:
     return open(path, "rb")
 
 
+def readable_text_files(
+    corpus_dir: Path, patterns: Sequence[str], exclude: Sequence[Path] = ()
+) -> tuple[list[CorpusFile], list[str]]:
+    """The corpus files to read, and the relative paths of binary ones skipped (with a warning each).
+
+    Empty files are left out. Both the dataset builder and the vocab trainer read a corpus this way,
+    so a stray image or archive among the text files is skipped by both, never tokenized as text.
+    """
+    files, skipped = [], []
+    for file in find_corpus_files(corpus_dir, patterns, exclude):
+        if file.size == 0:
+            continue
+        if looks_binary(file):
+            logging.warning("skipping %s: it looks binary (it has NUL bytes), not UTF-8 text", file.path)
+            skipped.append(file.relative)
+            continue
+        files.append(file)
+    if not files:
+        raise UserError(f"the corpus under {corpus_dir} is empty: no matching file holds text")
+    return files, skipped
+
+
 def looks_binary(file: CorpusFile) -> bool:
     """True if the file's first bytes hold a NUL byte (text files never do)."""
     try:
@@ -215,7 +239,9 @@ def read_chunks(piece: Piece, chunk_bytes: int, max_line_bytes: int, split_long_
         with open_binary(piece.path) as handle:
             handle.seek(piece.start)
             yield from _chunks_of(handle, piece, chunk_bytes, max_line_bytes, split_long_lines)
-    except (OSError, EOFError, zlib.error) as error:
+    except EOFError as error:
+        raise UserError(f"cannot read corpus file {piece.path}: it is truncated ({error})") from None
+    except (OSError, zlib.error) as error:
         raise UserError(f"cannot read corpus file {piece.path}: {error}") from None
 
 

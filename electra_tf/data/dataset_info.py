@@ -30,6 +30,8 @@ PACKING_BEFORE_THE_FIELD = "google"
 """The packing of datasets whose ``dataset_info.json`` predates its ``packing`` field."""
 UNKNOWN_PACKING = "unknown"
 """The packing of records made by another tool (see :mod:`electra_tf.data.index_records`)."""
+REBUILD_HINT = "rebuild the dataset (build_pretraining_dataset.py with --overwrite)"
+"""What to do about a damaged shard (the same command with --overwrite rebuilds it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +72,8 @@ class DatasetInfo:
     @classmethod
     def load(cls, data_dir: str | Path) -> DatasetInfo:
         """Read ``data_dir/dataset_info.json``; :class:`UserError` if it is missing, unreadable, of
-        another format version, or lists a shard that is not there."""
+        another format version, or lists a shard that is not there or whose size changed (a cheap
+        check that catches a truncated shard before training starts)."""
         data_dir = Path(data_dir).resolve()
         path = data_dir / DATASET_INFO_FILE
         try:
@@ -112,6 +115,13 @@ class DatasetInfo:
         missing = [shard.path for shard in info.train_shards + info.eval_shards if not Path(shard.path).is_file()]
         if missing:
             raise UserError(f"{path} lists {len(missing)} shard(s) that are missing, e.g. {missing[0]}.")
+        for shard in info.train_shards + info.eval_shards:
+            size = os.path.getsize(shard.path)
+            if shard.num_bytes is not None and size != shard.num_bytes:
+                raise UserError(
+                    f"shard {shard.path} has {size} bytes, but {shard.num_bytes} were written: it was truncated or "
+                    f"changed since; {REBUILD_HINT}."
+                )
         return info
 
     def save(self) -> None:
@@ -142,7 +152,15 @@ class DatasetInfo:
 
 
 def _shards_from_json(data_dir: Path, entries: list[dict[str, Any]]) -> tuple[Shard, ...]:
-    return tuple(Shard(os.path.normpath(data_dir / entry["path"]), int(entry["num_examples"])) for entry in entries)
+    """Shards from their JSON entries (``num_bytes`` is absent from datasets written before it was)."""
+    return tuple(
+        Shard(
+            os.path.normpath(data_dir / entry["path"]),
+            int(entry["num_examples"]),
+            None if entry.get("num_bytes") is None else int(entry["num_bytes"]),
+        )
+        for entry in entries
+    )
 
 
 def _shards_to_json(data_dir: Path, shards: tuple[Shard, ...]) -> list[dict[str, Any]]:
@@ -150,6 +168,7 @@ def _shards_to_json(data_dir: Path, shards: tuple[Shard, ...]) -> list[dict[str,
         {
             "path": Path(os.path.relpath(shard.path, Path(data_dir).resolve())).as_posix(),
             "num_examples": shard.num_examples,
+            **({} if shard.num_bytes is None else {"num_bytes": shard.num_bytes}),
         }
         for shard in shards
     ]

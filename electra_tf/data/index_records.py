@@ -10,6 +10,7 @@ directory of its own, so ``run_pretraining.py --data-dir`` trains on the records
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from absl import logging
 
 from electra_tf.data.dataset_info import UNKNOWN_PACKING, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import FEATURES, Shard
+from electra_tf.data.shard_check import count_records
 from electra_tf.errors import UserError
 from electra_tf.tokenization import Vocab, resolve_strip_accents
 
@@ -26,14 +28,6 @@ def expand(patterns: str) -> list[str]:
     """The files matching comma-separated glob ``patterns``, sorted and de-duplicated."""
     files = sorted({path for pattern in patterns.split(",") if pattern.strip() for path in glob.glob(pattern.strip())})
     return [path for path in files if Path(path).is_file()]
-
-
-def count_records(path: str) -> int:
-    """Records in one TFRecord file (:class:`UserError` if it is not a readable TFRecord file)."""
-    try:
-        return int(tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
-    except tf.errors.OpError as error:
-        raise UserError(f"{path} is not a readable TFRecord file: {error.message}") from None
 
 
 def sequence_length(path: str) -> int:
@@ -72,7 +66,7 @@ def index_records(
     def shards(files: list[str]) -> tuple[Shard, ...]:
         counted = []
         for index, path in enumerate(files):
-            counted.append(Shard(str(Path(path).resolve()), count_records(path)))
+            counted.append(Shard(str(Path(path).resolve()), count_records(path), os.path.getsize(path)))
             logging.info("counted %d/%d: %s (%d records)", index + 1, len(files), path, counted[-1].num_examples)
         return tuple(shard for shard in counted if shard.num_examples > 0)
 

@@ -26,10 +26,12 @@ FEATURES = ("input_ids", "input_mask", "segment_ids")
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """One TFRecord file and the number of examples in it."""
+    """One TFRecord file, the number of examples in it and, if recorded, its size in bytes."""
 
     path: str
     num_examples: int
+    num_bytes: int | None = None
+    """The file's size when it was written: another size means it was truncated or changed since."""
 
 
 def consumed_per_shard(counts: Sequence[int], cycle_length: int, num_outputs: int) -> list[int]:

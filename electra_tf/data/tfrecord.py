@@ -10,7 +10,9 @@ values as a protobuf-built record (tests check both).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -106,25 +108,43 @@ class ExampleSerializer:
 
 
 class AtomicRecordWriter:
-    """A TFRecord file written under a temporary name and renamed into place by :meth:`commit`."""
+    """A TFRecord file written under a temporary name and renamed into place by :meth:`commit`.
+
+    A failed write (a full disk, a file size limit) raises :class:`OSError` naming the file, as
+    Python's own writes do, rather than TensorFlow's error types.
+    """
 
     def __init__(self, path: Path) -> None:
         import tensorflow as tf
 
         self.path = path
         self._temporary = path.with_name(f".{path.name}.tmp")
-        self._writer = tf.io.TFRecordWriter(str(self._temporary))
+        with self._os_errors():
+            self._writer = tf.io.TFRecordWriter(str(self._temporary))
         self.count = 0
 
     def write(self, records: list[bytes]) -> None:
-        for record in records:
-            self._writer.write(record)
+        with self._os_errors():
+            for record in records:
+                self._writer.write(record)
         self.count += len(records)
 
     def commit(self) -> None:
         """Flush, close and rename into place (a file with no records is removed instead)."""
-        self._writer.close()
+        with self._os_errors():
+            self._writer.close()
         if self.count:
             os.replace(self._temporary, self.path)
         else:
             self._temporary.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _os_errors(self) -> Iterator[None]:
+        """TensorFlow's ``OpError`` ("PATH; File too large") as an ``OSError`` with the path and reason."""
+        import tensorflow as tf
+
+        try:
+            yield
+        except tf.errors.OpError as error:
+            reason = error.message.rpartition("; ")[2].strip() or type(error).__name__
+            raise OSError(None, reason, str(self._temporary)) from None
