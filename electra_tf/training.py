@@ -1,10 +1,10 @@
 """A pretraining run: data, strategy, precision, model, optimizer, resume, ``fit``, evaluation.
 
 ``run_pretraining`` is what ``run_pretraining.py`` calls. Re-running the same command continues from
-the newest checkpoint in the model directory: weights, optimizer slots, step and loss scale are
-restored, the learning-rate schedule continues from the step, and the input stream resumes at the
-example the step implies (see ``data/input_pipeline.py``), so no part of the data is replayed or
-skipped beyond one shuffle buffer.
+the newest intact checkpoint in the model directory (see ``checkpoint_recovery.py``): weights,
+optimizer slots, step and loss scale are restored, the learning-rate schedule continues from the
+step, and the input stream resumes at the example the step implies (see ``data/input_pipeline.py``),
+so no part of the data is replayed or skipped beyond one shuffle buffer.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from absl import logging
 
 from electra_tf.atomic_io import write_json_atomically
 from electra_tf.callbacks import CheckpointSaver, PeriodicEvaluation, StopOnNonFiniteLoss, TrainingLogger
+from electra_tf.checkpoint_recovery import resume_point
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.dataset_info import DatasetInfo
 from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
@@ -148,7 +149,7 @@ def run_pretraining(
         optimizer = _optimizer(config)
         model.compile(optimizer=optimizer, steps_per_execution=config.steps_per_execution)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    _restore_or_initialise(checkpoint, model, model_dir, options, vocab)
+    _restore_or_initialise(checkpoint, model, model_dir, options, vocab, chief)
     check_every_worker_restored(strategy, int(model.optimizer.iterations.numpy()))
 
     evaluator = Evaluator(model, config, info, model_dir, chief) if options.do_eval or config.eval_every_steps else None
@@ -182,9 +183,14 @@ def _restore_or_initialise(
     model_dir: ModelDirectory,
     options: RunOptions,
     vocab: Vocab,
+    chief: bool,
 ) -> None:
-    """Every worker restores the chief's newest checkpoint, or else imports ``--init-checkpoint`` if given."""
-    latest = tf.train.latest_checkpoint(str(model_dir.checkpoints))
+    """Every worker restores the chief's newest intact checkpoint, or else imports ``--init-checkpoint`` if given.
+
+    The checkpoint is chosen from the files on disk (see ``checkpoint_recovery``); the chief also
+    removes partial writes, sets unreadable checkpoints aside and repairs the state file first.
+    """
+    latest = resume_point(model_dir.checkpoints, tidy=chief)
     if latest is not None:
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
