@@ -119,6 +119,29 @@ def check_dataset_matches_model(info: DatasetInfo, model_dir: ModelDirectory) ->
             )
 
 
+def check_evaluation_data(info: DatasetInfo) -> None:
+    """Refuse evaluation, with what actually happened and the fix, when the dataset holds no held-out example."""
+    if info.num_eval_examples > 0:
+        return
+    stats, fraction = info.stats, info.stats.get("eval_fraction")
+    if "indexed_from" in stats:
+        why, fix = "it was indexed without --eval-tfrecords", "index held-out records with --eval-tfrecords"
+    elif fraction:
+        held_out, documents = stats.get("documents_eval", 0), stats.get("documents_train", 0)
+        why = f"it was built with --eval-fraction {fraction}, but " + (
+            f"its {held_out} held-out document(s) gave no example"
+            if held_out
+            else f"none of the corpus's {documents} document(s) was drawn for evaluation (too few documents)"
+        )
+        fix = "rebuild it from a corpus with more documents or with a larger --eval-fraction"
+    else:
+        why, fix = "it was built with --eval-fraction 0", "rebuild it with --eval-fraction above 0"
+    raise UserError(
+        f"evaluation needs held-out examples, and the dataset in {info.data_dir} has none: {why}. To evaluate, {fix}; "
+        "or train without --do-eval and --eval-every-steps."
+    )
+
+
 def run_pretraining(
     model_size: str, overrides: dict[str, Any], options: RunOptions, model_size_given: bool = True
 ) -> dict[str, float] | None:
@@ -131,6 +154,8 @@ def run_pretraining(
     model_dir = ModelDirectory(options.model_dir)
     check_dataset_matches_model(info, model_dir)
     config = resolve_config(model_size, overrides, info, model_dir.stored_config(), model_size_given)
+    if options.do_eval or config.eval_every_steps:
+        check_evaluation_data(info)  # now, not after the training it would follow
     vocab = Vocab.load(info.vocab_file)
     if vocab.sha256 != info.vocab_sha256:
         raise UserError(f"{info.vocab_file} does not match the vocab recorded in {info.data_dir}/dataset_info.json.")
@@ -341,7 +366,11 @@ def _cell(token: str) -> str:
 
 
 class Evaluator:
-    """Evaluation on the held-out shards: metrics to eval_results.json, eval_history.jsonl and TensorBoard eval/."""
+    """Evaluation on the held-out shards: metrics to eval_results.json, eval_history.jsonl and TensorBoard eval/.
+
+    The dataset must hold held-out examples (see :func:`check_evaluation_data`). Up to ``num_eval_steps``
+    batches are read; a last partial batch is padded with empty examples that count in no metric.
+    """
 
     def __init__(
         self,
@@ -351,19 +380,17 @@ class Evaluator:
         model_dir: ModelDirectory,
         chief: bool,
     ) -> None:
-        if not info.eval_shards:
-            raise UserError(
-                f"evaluation needs held-out shards, and {info.data_dir} has none (built with --eval-fraction 0)."
-            )
-        available = info.num_eval_examples // config.eval_batch_size
-        if available == 0:
-            raise UserError(
-                f"the {info.num_eval_examples} held-out examples do not fill one eval batch of "
-                f"{config.eval_batch_size}; lower --eval-batch-size."
-            )
         self.model, self.model_dir, self.chief = model, model_dir, chief
-        self.steps = min(config.num_eval_steps, available)
-        self.num_examples = self.steps * config.eval_batch_size
+        self.steps = min(config.num_eval_steps, math.ceil(info.num_eval_examples / config.eval_batch_size))
+        self.num_examples = min(info.num_eval_examples, self.steps * config.eval_batch_size)
+        padding = self.steps * config.eval_batch_size - self.num_examples
+        logging.info(
+            "Evaluation: %d held-out example(s) in %d batch(es) of %d%s.",
+            self.num_examples,
+            self.steps,
+            config.eval_batch_size,
+            f", the last padded with {padding} empty example(s) that count in no metric" if padding else "",
+        )
         dataset = evaluation_dataset(
             [shard.path for shard in info.eval_shards], config.eval_batch_size, config.max_seq_length
         )

@@ -252,6 +252,40 @@ def test_a_failed_checkpoint_write_is_one_clear_error_and_its_partial_files_go(d
     assert _step(model_dir) == 20
 
 
+def test_evaluation_on_fewer_held_out_examples_than_one_batch_uses_them_all(data_dir, tmp_path):
+    held_out = sum(
+        shard["num_examples"] for shard in json.loads((data_dir / "dataset_info.json").read_text())["eval_shards"]
+    )
+    model_dir = tmp_path / "model"
+    result = _pretrain(
+        data_dir, model_dir, "--nodo-train", "--do-eval", f"--eval-batch-size={held_out + 4}", "--nojit-compile"
+    )
+    assert f"on {held_out} held-out examples" in result.stdout
+    assert json.loads((model_dir / "eval_results.json").read_text())["num_eval_examples"] == held_out
+
+
+def test_evaluation_without_held_out_examples_says_why_before_training(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    paragraphs = (SAMPLE_CORPUS_DIR / "cultura_y_ocio.txt").read_text(encoding="utf-8").split("\n\n")[:3]
+    (corpus / "three_documents.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    data = tmp_path / "data"
+    _run(
+        "build_pretraining_dataset.py",
+        f"--corpus-dir={corpus}",
+        f"--output-dir={data}",
+        "--max-seq-length=32",
+        "--eval-fraction=0.01",
+        "--num-processes=1",
+    )
+    model_dir = tmp_path / "model"
+    result = _pretrain(data, model_dir, "--num-train-steps=5", "--do-eval", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "--eval-fraction 0.01" in message and "3 document(s)" in message
+    assert not (model_dir / "checkpoints").exists()  # refused before training, not after it
+
+
 def _kill_after_checkpoint_10(data_dir: Path, model_dir: Path) -> int:
     """Train towards 400 steps, ``kill -9`` once ckpt-10 is complete; the step the state file records."""
     command = [sys.executable, "run_pretraining.py", f"--data-dir={data_dir}", f"--model-dir={model_dir}"]
