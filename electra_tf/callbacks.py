@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 
@@ -70,10 +71,21 @@ class CheckpointSaver(StepCallback):
         self._saved_step = self.current_step() if self.manager and self.manager.latest_checkpoint else None
 
     def save(self, step: int) -> None:
-        if self.manager is not None:
+        """Save ``ckpt-{step}``; a failed write (a full disk) stops the run with one line that says why."""
+        if self.manager is None:
+            return
+        try:
             path = self.manager.save(checkpoint_number=step)
-            self._saved_step = step
-            logging.info("Saved checkpoint %s.", path)
+        # Raised inside fit, an OutOfRangeError ("File too large") would be taken by Keras for the end of
+        # the input data, so every write error is turned into a UserError here.
+        except (tf.errors.OpError, OSError) as error:
+            resume = self.manager.latest_checkpoint or "step 0 (no checkpoint was completed)"
+            raise UserError(
+                f"cannot write checkpoint ckpt-{step} in {self.manager.directory}: {_os_reason(error)}. Free disk "
+                f"space there and re-run the same command: it resumes from {resume} and removes the partial files."
+            ) from None
+        self._saved_step = step
+        logging.info("Saved checkpoint %s.", path)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         step = self.current_step()
@@ -192,6 +204,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 f"the training loss became {loss} at step {int(self.model.optimizer.iterations.numpy())}; the last "
                 f"checkpoint is intact.{hint}"
             )
+
+
+def _os_reason(error: Exception) -> str:
+    """The operating system's reason in a failed write's message ("No space left on device")."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    message = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]\s*$", "", error.message.strip())
+    return message.rsplit("; ", 1)[-1]
 
 
 def _duration(seconds: float) -> str:

@@ -1,10 +1,10 @@
 """A pretraining run: data, strategy, precision, model, optimizer, resume, ``fit``, evaluation.
 
 ``run_pretraining`` is what ``run_pretraining.py`` calls. Re-running the same command continues from
-the newest checkpoint in the model directory: weights, optimizer slots, step and loss scale are
-restored, the learning-rate schedule continues from the step, and the input stream resumes at the
-example the step implies (see ``data/input_pipeline.py``), so no part of the data is replayed or
-skipped beyond one shuffle buffer.
+the newest intact checkpoint in the model directory (see ``checkpoint_recovery.py``): weights,
+optimizer slots, step and loss scale are restored, the learning-rate schedule continues from the
+step, and the input stream resumes at the example the step implies (see ``data/input_pipeline.py``),
+so no part of the data is replayed or skipped beyond one shuffle buffer.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from absl import logging
 
 from electra_tf.atomic_io import write_json_atomically
 from electra_tf.callbacks import CheckpointSaver, PeriodicEvaluation, StopOnNonFiniteLoss, TrainingLogger
+from electra_tf.checkpoint_recovery import resume_point
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.dataset_info import DatasetInfo
 from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
@@ -118,6 +119,29 @@ def check_dataset_matches_model(info: DatasetInfo, model_dir: ModelDirectory) ->
             )
 
 
+def check_evaluation_data(info: DatasetInfo) -> None:
+    """Refuse evaluation, with what actually happened and the fix, when the dataset holds no held-out example."""
+    if info.num_eval_examples > 0:
+        return
+    stats, fraction = info.stats, info.stats.get("eval_fraction")
+    if "indexed_from" in stats:
+        why, fix = "it was indexed without --eval-tfrecords", "index held-out records with --eval-tfrecords"
+    elif fraction:
+        held_out, documents = stats.get("documents_eval", 0), stats.get("documents_train", 0)
+        why = f"it was built with --eval-fraction {fraction}, but " + (
+            f"its {held_out} held-out document(s) gave no example"
+            if held_out
+            else f"none of the corpus's {documents} document(s) was drawn for evaluation (too few documents)"
+        )
+        fix = "rebuild it from a corpus with more documents or with a larger --eval-fraction"
+    else:
+        why, fix = "it was built with --eval-fraction 0", "rebuild it with --eval-fraction above 0"
+    raise UserError(
+        f"evaluation needs held-out examples, and the dataset in {info.data_dir} has none: {why}. To evaluate, {fix}; "
+        "or train without --do-eval and --eval-every-steps."
+    )
+
+
 def run_pretraining(
     model_size: str, overrides: dict[str, Any], options: RunOptions, model_size_given: bool = True
 ) -> dict[str, float] | None:
@@ -130,6 +154,8 @@ def run_pretraining(
     model_dir = ModelDirectory(options.model_dir)
     check_dataset_matches_model(info, model_dir)
     config = resolve_config(model_size, overrides, info, model_dir.stored_config(), model_size_given)
+    if options.do_eval or config.eval_every_steps:
+        check_evaluation_data(info)  # now, not after the training it would follow
     vocab = Vocab.load(info.vocab_file)
     if vocab.sha256 != info.vocab_sha256:
         raise UserError(f"{info.vocab_file} does not match the vocab recorded in {info.data_dir}/dataset_info.json.")
@@ -150,7 +176,7 @@ def run_pretraining(
         optimizer = _optimizer(config)
         model.compile(optimizer=optimizer, steps_per_execution=config.steps_per_execution)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    _restore_or_initialise(checkpoint, model, model_dir, options, vocab)
+    _restore_or_initialise(checkpoint, model, model_dir, options, vocab, chief)
     check_every_worker_restored(strategy, int(model.optimizer.iterations.numpy()))
 
     evaluator = Evaluator(model, config, info, model_dir, chief) if options.do_eval or config.eval_every_steps else None
@@ -184,9 +210,14 @@ def _restore_or_initialise(
     model_dir: ModelDirectory,
     options: RunOptions,
     vocab: Vocab,
+    chief: bool,
 ) -> None:
-    """Every worker restores the chief's newest checkpoint, or else imports ``--init-checkpoint`` if given."""
-    latest = tf.train.latest_checkpoint(str(model_dir.checkpoints))
+    """Every worker restores the chief's newest intact checkpoint, or else imports ``--init-checkpoint`` if given.
+
+    The checkpoint is chosen from the files on disk (see ``checkpoint_recovery``); the chief also
+    removes partial writes, sets unreadable checkpoints aside and repairs the state file first.
+    """
+    latest = resume_point(model_dir.checkpoints, tidy=chief)
     if latest is not None:
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
@@ -337,7 +368,11 @@ def _cell(token: str) -> str:
 
 
 class Evaluator:
-    """Evaluation on the held-out shards: metrics to eval_results.json, eval_history.jsonl and TensorBoard eval/."""
+    """Evaluation on the held-out shards: metrics to eval_results.json, eval_history.jsonl and TensorBoard eval/.
+
+    The dataset must hold held-out examples (see :func:`check_evaluation_data`). Up to ``num_eval_steps``
+    batches are read; a last partial batch is padded with empty examples that count in no metric.
+    """
 
     def __init__(
         self,
@@ -347,19 +382,17 @@ class Evaluator:
         model_dir: ModelDirectory,
         chief: bool,
     ) -> None:
-        if not info.eval_shards:
-            raise UserError(
-                f"evaluation needs held-out shards, and {info.data_dir} has none (built with --eval-fraction 0)."
-            )
-        available = info.num_eval_examples // config.eval_batch_size
-        if available == 0:
-            raise UserError(
-                f"the {info.num_eval_examples} held-out examples do not fill one eval batch of "
-                f"{config.eval_batch_size}; lower --eval-batch-size."
-            )
         self.model, self.model_dir, self.chief = model, model_dir, chief
-        self.steps = min(config.num_eval_steps, available)
-        self.num_examples = self.steps * config.eval_batch_size
+        self.steps = min(config.num_eval_steps, math.ceil(info.num_eval_examples / config.eval_batch_size))
+        self.num_examples = min(info.num_eval_examples, self.steps * config.eval_batch_size)
+        padding = self.steps * config.eval_batch_size - self.num_examples
+        logging.info(
+            "Evaluation: %d held-out example(s) in %d batch(es) of %d%s.",
+            self.num_examples,
+            self.steps,
+            config.eval_batch_size,
+            f", the last padded with {padding} empty example(s) that count in no metric" if padding else "",
+        )
         dataset = evaluation_dataset(
             [shard.path for shard in info.eval_shards], config.eval_batch_size, config.max_seq_length
         )

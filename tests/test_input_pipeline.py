@@ -114,8 +114,16 @@ def test_training_batches_have_the_training_schema(tmp_path):
         assert tensor.dtype == tf.int32 and tensor.shape == (4, SEQ)
 
 
-def test_evaluation_reads_each_example_once_in_full_batches(tmp_path):
+@pytest.mark.parametrize("batch_size", [3, 11, 16])
+def test_evaluation_reads_each_example_once_and_pads_the_last_batch(tmp_path, batch_size):
     shards = _write_shards(tmp_path, [5, 6])
-    examples = _take(evaluation_dataset([s.path for s in shards], batch_size=3, seq_length=SEQ), 9)
-    assert len(set(examples)) == 9
-    assert sum(1 for _ in evaluation_dataset([s.path for s in shards], batch_size=3, seq_length=SEQ)) == 3
+    batches = list(evaluation_dataset([s.path for s in shards], batch_size=batch_size, seq_length=SEQ))
+    assert len(batches) == -(-11 // batch_size)  # every example, even when they do not fill one batch
+    assert all(batch["input_ids"].shape == (batch_size, SEQ) for batch in batches)
+    ids = np.concatenate([batch["input_ids"].numpy() for batch in batches])
+    mask = np.concatenate([batch["input_mask"].numpy() for batch in batches])
+    assert sorted((int(row[0]), int(row[1])) for row in ids[:11]) == [(0, r) for r in range(5)] + [
+        (1, r) for r in range(6)
+    ]
+    # The padding is empty examples: no token counts (input_mask 0), so they weigh nothing.
+    assert mask[:11].any(axis=1).all() and not mask[11:].any() and not ids[11:].any()

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
+from electra_tf.data.input_pipeline import evaluation_dataset
 from electra_tf.export.names import NETWORKS, tf1_variable_shapes
 from electra_tf.model.masking import SpecialIds, StepKeys
 from electra_tf.model.pretrainer import ElectraPretrainer
@@ -238,6 +239,30 @@ def test_evaluation_is_reproducible():
     second = model.evaluate(data, return_dict=True, verbose=0)
     assert first == second
     assert set(first) >= {"disc_auc", "disc_precision", "disc_recall", "masked_lm_accuracy"}
+
+
+def test_padding_the_last_evaluation_batch_changes_no_metric(tmp_path):
+    """Held-out examples in batches padded with empty examples score exactly as the examples alone."""
+    examples = batch(size=5, seed=3)
+    path = str(tmp_path / "eval.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for row in range(5):
+            features = {
+                name: tf.train.Feature(int64_list=tf.train.Int64List(value=values[row].tolist()))
+                for name, values in examples.items()
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    model = compiled(tiny(jit_compile=False))
+    # One batch of exactly the 5 examples (no padding), one of 8 (3 empty ones), three of 2 (1 empty one).
+    results = [
+        model.evaluate(evaluation_dataset([path], size, 16), steps=-(-5 // size), return_dict=True, verbose=0)
+        for size in (5, 8, 2)
+    ]
+    assert results[0]["disc_loss"] > 0
+    for padded in results[1:]:
+        assert padded.keys() == results[0].keys()
+        for name, value in results[0].items():
+            assert padded[name] == pytest.approx(value, rel=1e-6, abs=1e-7), name
 
 
 def test_a_model_only_checkpoint_restores_every_variable(tmp_path):

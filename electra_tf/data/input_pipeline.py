@@ -144,11 +144,23 @@ def _interleave(paths: tf.Tensor, skips: tf.Tensor, cycle_length: int) -> tf.dat
 
 
 def evaluation_dataset(paths: Sequence[str], batch_size: int, seq_length: int) -> tf.data.Dataset:
-    """The held-out shards once, in order, in full batches (a final partial batch is dropped, as Google does)."""
+    """The held-out shards once, in order, in full batches; the last is padded with empty examples.
+
+    An empty example (every feature 0, so ``input_mask`` is 0) weighs nothing in any loss or metric,
+    so every held-out example counts, even when there are fewer than one batch (Google drops the
+    final partial batch). Batches keep a static size, as XLA and the strategies need.
+    """
     if not paths:
         raise ValueError("no evaluation shards to read")
     records = tf.data.TFRecordDataset(list(paths), num_parallel_reads=min(4, len(paths)))
-    return _parse_batches(records, batch_size, seq_length)
+    # batch_size - 1 empty records complete a partial last batch and never fill one of their own.
+    padding = tf.data.Dataset.from_tensors(_empty_record(seq_length)).repeat(batch_size - 1)
+    return _parse_batches(records.concatenate(padding), batch_size, seq_length)
+
+
+def _empty_record(seq_length: int) -> bytes:
+    zeros = tf.train.Feature(int64_list=tf.train.Int64List(value=[0] * seq_length))
+    return tf.train.Example(features=tf.train.Features(feature=dict.fromkeys(FEATURES, zeros))).SerializeToString()
 
 
 def _parse_batches(records: tf.data.Dataset, batch_size: int, seq_length: int) -> tf.data.Dataset:
