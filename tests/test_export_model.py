@@ -33,7 +33,7 @@ from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTrainin
 from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.export.from_model_dir import export_model_dir
+from electra_tf.export.from_model_dir import checkpoint_to_export, export_model_dir
 from electra_tf.export.google_checkpoint import read_google_checkpoint
 from electra_tf.export.hf_import import read_hf_export
 from electra_tf.export.importing import initialise_from
@@ -452,6 +452,12 @@ def test_export_refuses_a_directory_without_checkpoints(default_run, tmp_path):
     shutil.rmtree(directory.checkpoints)
     with pytest.raises(UserError, match="has no checkpoint"):
         export_model_dir(directory.path, tmp_path / "out")
+
+
+def test_export_finds_the_newest_checkpoint_without_the_state_file(default_run, tmp_path):
+    directory = copy_model_dir(default_run, tmp_path / "model")
+    (directory.checkpoints / "checkpoint").unlink()
+    assert checkpoint_to_export(directory, None) == str(directory.checkpoints / f"ckpt-{NEWEST_STEP}")
 
 
 def test_export_refuses_a_missing_checkpoint_prefix(default_run, tmp_path):

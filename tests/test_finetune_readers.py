@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from shared_data import requires_shared_data, shared_file
 
-from electra_tf import REPO_ROOT
 from electra_tf.errors import UserError
 from electra_tf.finetune.brat import read_brat_document, read_brat_folder, split_sentences
 from electra_tf.finetune.char_spans import char_span_scores, spans_bio_cannot_represent
@@ -21,8 +21,8 @@ from electra_tf.finetune.conllu import read_conllu
 from electra_tf.finetune.examples import CharSpan
 from electra_tf.finetune.labels import check_known_labels, label_list
 
-LABELED = REPO_ROOT.parent / "shared" / "data" / "labeled"
-needs_labeled = pytest.mark.skipif(not LABELED.is_dir(), reason="shared labelled data (../shared/data/labeled) absent")
+LABELED = shared_file("labeled")
+needs_labeled = requires_shared_data("labeled")
 
 
 def _write(path: Path, text: str) -> Path:

@@ -12,14 +12,14 @@ import random
 import re
 
 import pytest
+from shared_data import requires_shared_data, shared_file
 
-from electra_tf import REPO_ROOT
 from electra_tf.errors import UserError
 from electra_tf.finetune.chunks import check_chunk_tags, chunks, is_chunk_tag_set
 from electra_tf.finetune.columns import read_column_file
 from electra_tf.finetune.metrics import Prf, entity_scores, label_scores, word_label_scores
 
-LABELED = REPO_ROOT.parent / "shared" / "data" / "labeled"
+LABELED = shared_file("labeled")
 
 
 def reference_chunks(tags):
@@ -129,7 +129,7 @@ def test_word_accuracy_for_pos():
     assert scores.per_label["VERB"].recall == 0.0 and scores.per_label["NOUN"].precision == 0.5
 
 
-@pytest.mark.skipif(not LABELED.is_dir(), reason="shared labelled data (../shared/data/labeled) absent")
+@requires_shared_data("labeled")
 def test_real_file_gold_against_gold_and_a_perturbed_copy(tmp_path):
     lines = (LABELED / "conll2002_es" / "esp.testa").read_text(encoding="utf-8").split("\n")[:600]
     (tmp_path / "slice").write_text("\n".join(lines[: len(lines) - lines[::-1].index("")]), encoding="utf-8")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import requires_shared_data, shared_file
 
 from electra_tf import REPO_ROOT
 from electra_tf.errors import UserError
@@ -32,8 +33,8 @@ from electra_tf.finetune.tasks import (
     tagging_task,
 )
 
-LABELED = REPO_ROOT.parent / "shared" / "data" / "labeled"
-needs_labeled = pytest.mark.skipif(not LABELED.is_dir(), reason="shared labelled data (../shared/data/labeled) absent")
+LABELED = shared_file("labeled")
+needs_labeled = requires_shared_data("labeled")
 
 XNLI_HEADER = "pairID\tpromptID\tgenre\tgold_label\tsentence1\tsentence2\tmetaphor_subset\n"
 

@@ -4,17 +4,16 @@ The adapter must give, for each word, exactly the ids the tokenizer gives that w
 encoders must take the special ids from the vocab: with BETO's vocab [CLS] is 4 and [SEP] 5.
 """
 
-import pytest
+from shared_data import requires_shared_data, shared_file
 
-from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT
+from electra_tf import DEFAULT_VOCAB_FILE
 from electra_tf.finetune.columns import read_column_file
 from electra_tf.finetune.labels import label_list
 from electra_tf.finetune.windows import IGNORE, encode_tagging, word_predictions
 from electra_tf.finetune.word_pieces import batch_tokenize, word_piece_lookup
 from electra_tf.tokenization import Tokenizer, Vocab
 
-DATA = REPO_ROOT.parent / "shared" / "data"
-BETO_VOCAB = DATA / "vocab" / "beto_cased_vocab.txt"
+BETO_VOCAB = shared_file("vocab/beto_cased_vocab.txt")
 
 WORDS = ["El", "niño", "¿Qué", "Logroño", "1º", "\u200b", "x" * 150, "electroencefalograma", ".", "EFE"]
 
@@ -28,7 +27,7 @@ def test_word_lookup_equals_the_tokenizer_word_by_word():
     assert lookup("x" * 150) == [tokenizer.vocab.unk_id]
 
 
-@pytest.mark.skipif(not BETO_VOCAB.is_file(), reason="BETO vocab (../shared/data/vocab) absent")
+@requires_shared_data("vocab/beto_cased_vocab.txt")
 def test_cased_beto_vocab_keeps_case_and_its_special_ids(tmp_path):
     vocab = Vocab.load(BETO_VOCAB)
     assert (vocab.cls_id, vocab.sep_id, vocab.unk_id) == (4, 5, 3)

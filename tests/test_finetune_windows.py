@@ -12,6 +12,7 @@ import random
 import shutil
 
 import pytest
+from shared_data import requires_shared_data, shared_file
 
 from electra_tf import REPO_ROOT
 from electra_tf.errors import UserError
@@ -25,7 +26,7 @@ from electra_tf.finetune.pair_encoding import encode_classification, truncate_lo
 from electra_tf.finetune.windows import IGNORE, encode_tagging, plan_windows, word_predictions
 from electra_tf.finetune.word_pieces import batch_tokenize, word_piece_lookup
 
-LABELED = REPO_ROOT.parent / "shared" / "data" / "labeled"
+LABELED = shared_file("labeled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _real_tagging_slices(tmp_path):
     }
 
 
-@pytest.mark.skipif(not LABELED.is_dir(), reason="shared labelled data (../shared/data/labeled) absent")
+@requires_shared_data("labeled")
 def test_real_files_every_word_scored_exactly_once(tmp_path):
     pieces = ThreeCharPieces()
     for name, sentences in _real_tagging_slices(tmp_path).items():

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from electra_tf.checkpoint_recovery import stored_checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
 from electra_tf.export.exporter import export_weights
@@ -80,7 +81,7 @@ def checkpoint_to_export(directory: ModelDirectory, checkpoint: str | Path | Non
     ``checkpoint`` may also be a directory of checkpoints, meaning its newest.
     """
     if checkpoint is not None and Path(checkpoint).is_dir():
-        newest = tf.train.latest_checkpoint(str(checkpoint))
+        newest = _newest_on_disk(Path(checkpoint))
         if newest is None:
             raise UserError(f"{checkpoint} holds no checkpoint.")
         return newest
@@ -89,10 +90,21 @@ def checkpoint_to_export(directory: ModelDirectory, checkpoint: str | Path | Non
         if not Path(f"{prefix}.index").is_file():
             raise UserError(f"checkpoint {prefix} not found (no {prefix}.index).")
         return prefix
-    newest = tf.train.latest_checkpoint(str(directory.checkpoints))
+    newest = _newest_on_disk(directory.checkpoints)
     if newest is None:
         raise UserError(f"{directory.path} has no checkpoint in {directory.checkpoints}; train the model first.")
     return newest
+
+
+def _newest_on_disk(folder: Path) -> str | None:
+    """The prefix of the newest ``ckpt-N`` with an index in ``folder``, found from the files themselves.
+
+    The ``checkpoint`` state file is not needed (it may be lost after a crash). A damaged newest
+    checkpoint is not skipped here, unlike when training resumes: restoring it then fails with a message
+    naming it, so an export never silently holds older weights than the user asked for.
+    """
+    complete = [stored for stored in stored_checkpoints(folder) if stored.index.is_file()]
+    return str(complete[0].prefix) if complete else None
 
 
 def restored_weights(config: PretrainingConfig, vocab: Vocab, prefix: str) -> dict[str, np.ndarray]:
