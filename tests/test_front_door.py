@@ -56,11 +56,12 @@ def test_only_shared_data_py_knows_where_the_shared_data_is():
 
 
 def test_a_test_without_the_shared_data_skips_with_the_reason_ci_accepts():
-    marker = requires_shared_data("vocab/beto_cased_vocab.txt", "no/such/file.txt")
+    marker = requires_shared_data("no/such/file.txt", "no/such/other.txt")
     assert marker.args == (True,)
     assert marker.kwargs["reason"] == "needs ../shared/data/no/such/file.txt (the project's CI has it)"
     assert is_shared_data_skip(marker.kwargs["reason"])
     assert not is_shared_data_skip("needs a GPU")
+    assert requires_shared_data().args == (False,)  # nothing needed: the test runs
 
 
 def _project_text_files() -> list[Path]:
