@@ -26,26 +26,16 @@ from electra_tf.checkpoint_recovery import resume_point
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.dataset_info import DatasetInfo
 from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
-from electra_tf.distribution import check_every_worker_restored, create_strategy, is_chief
+from electra_tf.distribution import check_every_worker_restored, create_strategy, is_chief, spans_several_workers
 from electra_tf.errors import UserError
 from electra_tf.flops import measured_matmul_peak, training_flops_per_example
 from electra_tf.model.masking import SpecialIds
+from electra_tf.model.metrics import EVALUATED_METRICS, console_rows
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model_dir import ModelDirectory, apply_to_stored
-from electra_tf.optimization import create_optimizer
+from electra_tf.optimization import optimizer_for_precision
 from electra_tf.tokenization import Vocab
 
-EVAL_METRICS = (
-    "disc_accuracy",
-    "disc_precision",
-    "disc_recall",
-    "disc_auc",
-    "disc_loss",
-    "masked_lm_accuracy",
-    "sampled_masked_lm_accuracy",
-    "masked_lm_loss",
-    "loss",
-)
 EVAL_HISTORY_FILE = "eval_history.jsonl"
 """One line of eval results per evaluation (periodic and final), for learning curves."""
 # Settings that come from the dataset (the records were made with them).
@@ -170,10 +160,10 @@ def run_pretraining(
         )
     keras.mixed_precision.set_dtype_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
-    special = SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id)
+    special = SpecialIds.from_vocab(vocab)
     with strategy.scope():
-        model = ElectraPretrainer(config, special)
-        optimizer = _optimizer(config)
+        model = ElectraPretrainer(config, special, several_workers=spans_several_workers(strategy))
+        optimizer = optimizer_for_precision(config)
         model.compile(optimizer=optimizer, steps_per_execution=config.steps_per_execution)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     _restore_or_initialise(checkpoint, model, model_dir, options, vocab, chief)
@@ -195,13 +185,6 @@ def run_pretraining(
         if scratch is not None:
             scratch.cleanup()
     return evaluator() if options.do_eval else None
-
-
-def _optimizer(config: PretrainingConfig) -> keras.optimizers.Optimizer:
-    optimizer = create_optimizer(config)
-    if config.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
 
 
 def _restore_or_initialise(
@@ -413,14 +396,14 @@ class Evaluator:
         results = self.model.evaluate(self.dataset, steps=self.steps, return_dict=True, verbose=0)
         self.model.reset_metrics()
         step = int(self.model.optimizer.iterations.numpy())
-        values = {name: float(results[name]) for name in EVAL_METRICS if name in results}
+        values = {name: float(results[name]) for name in EVALUATED_METRICS if name in results}
         values |= {"global_step": step, "num_eval_examples": self.num_examples}
         if self.chief:
             write_json_atomically(self.model_dir.eval_results_file, values)
             with open(self.model_dir.path / EVAL_HISTORY_FILE, "a", encoding="utf-8") as history:
                 history.write(json.dumps(values, sort_keys=True) + "\n")
             with self.writer.as_default(step=step):
-                for name in EVAL_METRICS:
+                for name in EVALUATED_METRICS:
                     if name in values:
                         tf.summary.scalar(name, values[name])
             self.writer.flush()
@@ -431,17 +414,10 @@ class Evaluator:
 
 def format_eval_table(values: dict[str, float]) -> str:
     """The discriminator table model cards publish, plus the generator's accuracy."""
-    rows = [
-        ("Accuracy", values.get("disc_accuracy")),
-        ("Precision", values.get("disc_precision")),
-        ("Recall", values.get("disc_recall")),
-        ("AUC", values.get("disc_auc")),
-        ("MLM accuracy (generator)", values.get("masked_lm_accuracy")),
-    ]
     lines = [
         f"Evaluation at step {values.get('global_step')} on {values.get('num_eval_examples')} held-out examples:",
         "| Metric | Value |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {value:.4f} |" for name, value in rows if value is not None and math.isfinite(value)]
+    lines += [f"| {name} | {value:.4f} |" for name, value in console_rows(values) if math.isfinite(value)]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
 from electra_tf.export.exporter import export_weights
 from electra_tf.export.model_card import parameter_count
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR
 
 TOLERANCE = 1e-5
 

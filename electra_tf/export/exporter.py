@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from electra_tf.atomic_io import atomic_directory
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.export.atomic_dir import atomic_directory
 from electra_tf.export.hf_config import CONFIG_FILE, hf_config
 from electra_tf.export.model_card import CardFacts, model_card
-from electra_tf.export.names import NETWORKS, Network, encoder_config, to_hf_tensors
+from electra_tf.export.names import to_hf_tensors
 from electra_tf.export.safetensors_io import WEIGHTS_FILE, write_weights
 from electra_tf.export.tokenizer_files import write_tokenizer_files
+from electra_tf.model.networks import NETWORKS, Network, encoder_config
 from electra_tf.tokenization import Vocab
 
 MODEL_CARD_FILE = "README.md"

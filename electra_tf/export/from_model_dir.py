@@ -110,7 +110,7 @@ def _newest_on_disk(folder: Path) -> str | None:
 def restored_weights(config: PretrainingConfig, vocab: Vocab, prefix: str) -> dict[str, np.ndarray]:
     """The TF1-named float32 weights of the pretrainer described by ``config``, restored from ``prefix``."""
     with _float32_policy():
-        model = ElectraPretrainer(config, SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id))
+        model = ElectraPretrainer(config, SpecialIds.from_vocab(vocab))
     _check_checkpoint_reaches_every_variable(model)
     try:
         status = tf.train.Checkpoint(model=model).restore(prefix)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from electra_tf.export.names import Network
+from electra_tf.model.networks import Network
 
 
 @dataclasses.dataclass(frozen=True)

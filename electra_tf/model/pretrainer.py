@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
-from electra_tf.distribution import spans_several_workers
+from electra_tf.data.input_pipeline import FEATURES
 from electra_tf.model import counter_random
 from electra_tf.model.dropout import DropoutNoise
 from electra_tf.model.embeddings import SharedEmbeddings
@@ -43,13 +43,19 @@ from electra_tf.model.masking import (
     replace_at_slots,
     scatter_slots,
 )
-from electra_tf.model.metrics import RatioMetric, RocAucMetric, auc_thresholds, confusion_counts
+from electra_tf.model.metrics import (
+    AUC,
+    LOSS,
+    PRETRAINING_METRICS,
+    RatioMetric,
+    RocAucMetric,
+    auc_thresholds,
+    confusion_counts,
+)
 
 CLIP_NORM = 1.0
 _EVAL_STEP = -1
 """Evaluation draws its masks with this step and a fingerprint of each example (reproducible)."""
-
-FEATURES = ("input_ids", "input_mask", "segment_ids")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,14 +81,17 @@ class Corruption:
 class ElectraPretrainer(keras.Model):
     """ELECTRA's generator and discriminator with shared embeddings, trainable with ``fit``.
 
-    ``special`` holds the vocab's [CLS]/[SEP]/[MASK] ids. Build the model and its optimizer under
-    the distribution strategy's scope and the mixed-precision policy you train with.
+    ``special`` holds the vocab's [CLS]/[SEP]/[MASK] ids; ``several_workers`` says whether the
+    distribution strategy spans several processes (the driver knows; see :func:`_reducible_by_keras`).
+    Build the model and its optimizer under the distribution strategy's scope and the
+    mixed-precision policy you train with.
     """
 
-    def __init__(self, config: PretrainingConfig, special: SpecialIds, **kwargs) -> None:
+    def __init__(self, config: PretrainingConfig, special: SpecialIds, several_workers: bool = False, **kwargs) -> None:
         super().__init__(name="electra_pretrainer", **kwargs)
         self.config = config
         self.special = special
+        self.several_workers = several_workers
         discriminator, generator = config.discriminator_config(), config.generator_config()
         self.noise = DropoutNoise()
         self.embeddings = SharedEmbeddings(discriminator, self.noise)
@@ -306,7 +315,7 @@ class ElectraPretrainer(keras.Model):
         logs["learning_rate"] = learning_rate
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             logs["loss_scale"] = loss_scale
-        return _reducible_by_keras(logs)
+        return _reducible_by_keras(logs, self.several_workers)
 
     def _eval_statistics(
         self, batch: dict[str, tf.Tensor], masked_total: tf.Tensor, token_total: tf.Tensor
@@ -323,7 +332,7 @@ class ElectraPretrainer(keras.Model):
         denominators = self.step_denominators(batch["input_ids"], batch["input_mask"])
         statistics = self._evaluate(batch, denominators.masked, denominators.tokens)
         self._metric_set.update(_sum_statistics_over_replicas(statistics))
-        return _reducible_by_keras(self._metric_set.results(self.config))
+        return _reducible_by_keras(self._metric_set.results(self.config), self.several_workers)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -331,41 +340,21 @@ class ElectraPretrainer(keras.Model):
 
 
 class _PretrainingMetrics:
-    """The metrics of pretraining and evaluation, named as in Google's eval results."""
+    """The step's metric objects: one per accumulated row of :data:`PRETRAINING_METRICS`, the loss derived."""
 
     def __init__(self) -> None:
-        self.mlm_loss = RatioMetric("masked_lm_loss")
-        self.disc_loss = RatioMetric("disc_loss")
-        self.mlm_accuracy = RatioMetric("masked_lm_accuracy")
-        self.sampled_accuracy = RatioMetric("sampled_masked_lm_accuracy")
-        self.disc_accuracy = RatioMetric("disc_accuracy")
-        self.disc_precision = RatioMetric("disc_precision")
-        self.disc_recall = RatioMetric("disc_recall")
-        self.disc_auc = RocAucMetric("disc_auc")
-        self.all = [
-            self.mlm_loss,
-            self.disc_loss,
-            self.mlm_accuracy,
-            self.sampled_accuracy,
-            self.disc_accuracy,
-            self.disc_precision,
-            self.disc_recall,
-            self.disc_auc,
-        ]
+        self.ratios = [(RatioMetric(spec.name), spec.ratio) for spec in PRETRAINING_METRICS if spec.ratio]
+        self.auc = RocAucMetric(AUC)
+        self.all = [metric for metric, _ in self.ratios] + [self.auc]
 
-    def update(self, s: dict[str, tf.Tensor]) -> None:
-        self.mlm_loss.update_state(s["mlm_loss_sum"], s["masked"])
-        self.disc_loss.update_state(s["disc_loss_sum"], s["tokens"])
-        self.mlm_accuracy.update_state(s["mlm_correct"], s["masked"])
-        self.sampled_accuracy.update_state(s["sampled_correct"], s["masked"])
-        self.disc_accuracy.update_state(s["disc_correct"], s["tokens"])
-        self.disc_precision.update_state(s["disc_true_positive"], s["disc_predicted_positive"])
-        self.disc_recall.update_state(s["disc_true_positive"], s["disc_positive"])
-        self.disc_auc.update_state(s["auc_tp"], s["auc_fp"], s["auc_fn"], s["auc_tn"])
+    def update(self, statistics: dict[str, tf.Tensor]) -> None:
+        for metric, (numerator, denominator) in self.ratios:
+            metric.update_state(statistics[numerator], statistics[denominator])
+        self.auc.update_state(*(statistics[f"auc_{kind}"] for kind in ("tp", "fp", "fn", "tn")))
 
     def results(self, config: PretrainingConfig) -> dict[str, tf.Tensor]:
         logs = {metric.name: metric.result() for metric in self.all}
-        logs["loss"] = config.gen_weight * logs["masked_lm_loss"] + config.disc_weight * logs["disc_loss"]
+        logs[LOSS] = config.gen_weight * logs["masked_lm_loss"] + config.disc_weight * logs["disc_loss"]
         return logs
 
 
@@ -383,11 +372,11 @@ def _sum_statistics_over_replicas(statistics: dict[str, tf.Tensor]) -> dict[str,
     return dict(zip(names, _sum_over_replicas([statistics[name] for name in names]), strict=True))
 
 
-def _reducible_by_keras(logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def _reducible_by_keras(logs: dict[str, tf.Tensor], several_workers: bool) -> dict[str, tf.Tensor]:
     """``logs`` as Keras can reduce them: across several workers it calls ``strategy.reduce(MEAN, axis=0)``,
     which fails on scalars (tensorflow/tensorflow#72388), so there each becomes a ``[1]`` vector. Every
     replica holds the same values (global sums), so the mean is exact."""
-    if spans_several_workers(tf.distribute.get_strategy()):
+    if several_workers:
         return {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
 
