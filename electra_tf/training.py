@@ -211,7 +211,7 @@ def _restore_or_initialise(
             logging.warning("--init-checkpoint ignored: the model directory already has a checkpoint to resume.")
         return
     if options.init_checkpoint is not None:
-        from electra_tf.export.importing import initialise_from
+        from electra_tf.interop.init_checkpoint import initialise_from
 
         initialise_from(model, options.init_checkpoint, vocab)
 

@@ -34,11 +34,12 @@ from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTrainin
 from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.export.from_model_dir import checkpoint_to_export, export_model_dir
-from electra_tf.export.google_checkpoint import read_google_checkpoint
-from electra_tf.export.hf_import import read_hf_export
-from electra_tf.export.importing import initialise_from
-from electra_tf.export.model_card import FAKE_SENTENCE
+from electra_tf.interop.google_import import read_google_checkpoint
+from electra_tf.interop.hf_export import export_model_dir
+from electra_tf.interop.hf_import import read_hf_export
+from electra_tf.interop.init_checkpoint import initialise_from
+from electra_tf.interop.model_card import FAKE_SENTENCE
+from electra_tf.interop.trained_checkpoint import checkpoint_to_export
 from electra_tf.model.networks import NETWORKS
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model.tf1_names import assign_tf1_weights, tf1_weights

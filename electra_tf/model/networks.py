@@ -11,6 +11,9 @@ has its own projection, encoder layers and head.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+import numpy as np
 
 from electra_tf.config import ModelConfig, PretrainingConfig
 
@@ -84,3 +87,18 @@ def _add_dense(shapes: dict[str, Shape], scope: str, inputs: int, outputs: int) 
 def _add_layer_norm(shapes: dict[str, Shape], scope: str, width: int) -> None:
     shapes[f"{scope}/gamma"] = (width,)
     shapes[f"{scope}/beta"] = (width,)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedWeights:
+    """Weights read from an existing model, by Google TF1 name, ready to initialise a pretrainer.
+
+    ``networks`` are the networks whose own variables (projection, encoder layers, head) are in
+    ``weights``; the shared embeddings are always there. ``vocab_file`` is the vocab that came with
+    the weights, if any, so a caller can check it is the one it trains with.
+    """
+
+    weights: dict[str, np.ndarray]
+    networks: tuple[Network, ...]
+    description: str
+    vocab_file: Path | None
