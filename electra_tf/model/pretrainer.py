@@ -81,6 +81,15 @@ class _CompiledPerModel:
         model.__dict__[self.name] = function  # built once: later lookups find it before this descriptor
         return function
 
+    @staticmethod
+    def build_all(model: ElectraPretrainer) -> None:
+        """Create every compiled function of ``model`` now, under the scope it is built in, rather
+        than in the replicas' threads when the step is first traced (each would make its own)."""
+        for owner in type(model).__mro__:
+            for attribute in vars(owner).values():
+                if isinstance(attribute, _CompiledPerModel):
+                    attribute.__get__(model)
+
 
 @dataclasses.dataclass(frozen=True)
 class StepDenominators:
@@ -125,6 +134,7 @@ class ElectraPretrainer(keras.Model):
         self.discriminator_head = DiscriminatorHead(discriminator)
         self._metric_set = _PretrainingMetrics()
         self._thresholds = tf.constant(auc_thresholds())
+        _CompiledPerModel.build_all(self)
         self.built = True
 
     # ------------------------------------------------------------------------------------------
