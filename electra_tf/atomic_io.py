@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of one.
+"""Atomic writes of files and folders: a reader (or a crash) sees the old one or the new one, never half of one.
 
 Everything the project writes also gets the permissions an ordinary ``open()`` would give it
 (``0666`` less the user's umask, so ``-rw-r--r--`` under the usual umask 022 and ``-rw-rw-r--``
@@ -13,9 +13,12 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from electra_tf.errors import UserError
 
 
 def ordinary_file_mode() -> int:
@@ -77,3 +80,39 @@ def copy_file_atomically(source: Path, target: Path) -> None:
     """Copy ``source``'s bytes to ``target`` atomically (see :func:`atomic_file`)."""
     with open(source, "rb") as reading, atomic_file(target, binary=True) as writing:
         shutil.copyfileobj(reading, writing)
+
+
+def replace_directory(staging: Path, target: Path) -> None:
+    """Rename the finished folder ``staging`` to ``target``. An existing ``target`` is renamed aside
+    first and removed only once the new folder is in place, so a crash leaves one of the two whole."""
+    retired = None
+    if target.exists():
+        retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        target.rename(retired)
+    staging.rename(target)
+    if retired is not None:
+        shutil.rmtree(retired)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield an empty staging folder (a hidden sibling of ``target``) that replaces ``target`` when
+    the block succeeds.
+
+    Refuses (before any work) a ``target`` that is a file, or a non-empty folder unless
+    ``overwrite``. On failure the staging folder is removed and ``target`` is untouched.
+    """
+    if target.exists() and not target.is_dir():
+        raise UserError(f"output directory {target} exists and is a file.")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise UserError(f"output directory {target} exists and is not empty; pass --overwrite to replace it.")
+    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise UserError(f"cannot create {staging}: {error.strerror}") from None
+    try:
+        yield staging
+        replace_directory(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

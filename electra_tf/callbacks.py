@@ -12,21 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf.errors import UserError
-
-SCALARS = (
-    "loss",
-    "masked_lm_loss",
-    "disc_loss",
-    "masked_lm_accuracy",
-    "sampled_masked_lm_accuracy",
-    "disc_accuracy",
-    "disc_precision",
-    "disc_recall",
-    "disc_auc",
-    "learning_rate",
-    "grad_norm",
-    "loss_scale",
-)
+from electra_tf.model.metrics import LOGGED_METRICS
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -140,7 +126,7 @@ class TrainingLogger(StepCallback):
         now = time.perf_counter()
         steps = step - self._window_start_step
         seconds = max(now - self._window_start_time, 1e-9)
-        values = {name: float(logs[name]) for name in SCALARS if logs and name in logs}
+        values = {name: float(logs[name]) for name in LOGGED_METRICS if logs and name in logs}
         examples_per_second = steps * self.examples_per_step / seconds
         values["examples_per_second"] = examples_per_second
         values["tokens_per_second"] = examples_per_second * self.tokens_per_example

@@ -13,12 +13,14 @@ import dataclasses
 import difflib
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from electra_tf.errors import UserError
 
 MODEL_SIZES = ("small", "base", "large")
+DEFAULT_MODEL_SIZE = "small"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 OPTIMIZERS = ("adamw", "lamb")
 ACTIVATIONS = ("gelu", "relu", "tanh")
@@ -450,3 +452,101 @@ def _check_positive_ints(config: object, *names: str) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{name} must be a positive integer, got {value!r}.")
+
+
+# ------------------------------------------------------------------------------------------------
+# The one path of a run's config: preset → --hparams → flags → dataset → stored run.
+# ------------------------------------------------------------------------------------------------
+DATASET_SETTINGS = ("vocab_size", "do_lower_case", "strip_accents", "max_seq_length")
+"""Settings that come from the dataset (its records were made with them)."""
+
+CHANGEABLE_ON_RESUME = frozenset(
+    {
+        "num_train_steps",
+        "learning_rate",
+        "num_eval_steps",
+        "eval_every_steps",
+        "eval_batch_size",
+        "save_checkpoints_steps",
+        "keep_checkpoint_max",
+        "log_every_steps",
+        "steps_per_execution",
+        "jit_compile",
+        "precision",
+    }
+)
+"""Settings a resumed run may change (the schedule of the run, not the model or the data)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSettings:
+    """What a built dataset fixes in the config (:data:`DATASET_SETTINGS`), and where it is (for messages)."""
+
+    location: Path
+    values: dict[str, Any]
+
+
+def resolve_run_config(
+    model_size: str | None,
+    hparams: Mapping[str, Any],
+    flag_values: Mapping[str, Any],
+    dataset: DatasetSettings | None = None,
+    stored: PretrainingConfig | None = None,
+) -> PretrainingConfig:
+    """The config of a run, from every source in one order; each later source wins or refuses.
+
+    ``model_size`` is ``None`` when ``--model-size`` was not given; ``flag_values`` holds only the
+    config flags that were given. Without ``dataset`` and ``stored`` this only checks the user's
+    settings (the CLI does so before TensorFlow starts).
+    """
+    # 1. Preset, 2. --hparams, 3. the flags given: the settings the user asked for.
+    requested = normalize_hparams({**hparams, **flag_values})
+    if dataset is None and stored is None:
+        return PretrainingConfig.from_size(model_size or DEFAULT_MODEL_SIZE, requested)
+    # 4. The dataset: its vocab size, normalisation and sequence length; a contradiction is refused.
+    data_values = dataset.values if dataset is not None else {}
+    for name, value in data_values.items():
+        if name in requested and requested[name] != value:
+            raise UserError(
+                f"{name}={requested[name]!r} contradicts the dataset in {dataset.location}, which was built with "
+                f"{name}={value!r}; rebuild the dataset or drop the override."
+            )
+    if stored is None:
+        config = PretrainingConfig.from_size(model_size or DEFAULT_MODEL_SIZE, {**requested, **data_values})
+    else:
+        # 5. A stored run (resume): its own config, with only the settings it may change.
+        config = _resumed(stored, requested, model_size)
+        differing = {name: value for name, value in data_values.items() if getattr(config, name) != value}
+        if differing:
+            raise UserError(
+                f"the dataset in {dataset.location} differs from the one the model was trained on "
+                f"({', '.join(f'{k}={v!r} vs {getattr(config, k)!r}' for k, v in differing.items())})."
+            )
+    limit = config.discriminator_config().max_position_embeddings
+    if config.max_seq_length > limit:
+        raise UserError(
+            f"the dataset's sequences have {config.max_seq_length} tokens but the model allows {limit} positions."
+        )
+    return config
+
+
+def _resumed(stored: PretrainingConfig, requested: dict[str, Any], model_size: str | None) -> PretrainingConfig:
+    """``stored``, with the requested settings it may change (:data:`CHANGEABLE_ON_RESUME`).
+
+    Settings the user did not give come from the stored run, so resuming needs no flags repeated.
+    A given setting that differs from the stored run and may not change is refused with the
+    reason, since a checkpoint cannot be resumed into a different model or data handling.
+    """
+    old = stored.to_dict()
+    conflicts = {
+        name: value for name, value in requested.items() if value != old[name] and name not in CHANGEABLE_ON_RESUME
+    }
+    if model_size is not None and model_size != stored.model_size:
+        conflicts["model_size"] = model_size
+    if conflicts:
+        details = "; ".join(f"{name}: stored {old[name]!r}, requested {value!r}" for name, value in conflicts.items())
+        raise UserError(
+            f"the model directory holds a run with other settings ({details}). Drop those flags to resume it "
+            "(its settings are kept in config.json), or use a new --model-dir."
+        )
+    return stored.replace(**{name: value for name, value in requested.items() if name in CHANGEABLE_ON_RESUME})

@@ -2,7 +2,7 @@
 
 ``MODEL_DIR/config.json`` is written when a run starts and read by every later run and by export,
 so resume and export need no flags repeated. A later run may change only the settings in
-:data:`CHANGEABLE_ON_RESUME`; anything that changes the model or its data is refused.
+:data:`electra_tf.config.CHANGEABLE_ON_RESUME`; anything that changes the model or its data is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from electra_tf.atomic_io import copy_file_atomically, write_json_atomically, write_text_atomically
-from electra_tf.config import PretrainingConfig, normalize_hparams
+from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -20,23 +20,6 @@ VOCAB_FILE = "vocab.txt"
 EVAL_RESULTS_FILE = "eval_results.json"
 TRAINING_DATA_FILE = "training_data.json"
 CHECKPOINT_SUBDIR = "checkpoints"
-
-CHANGEABLE_ON_RESUME = frozenset(
-    {
-        "num_train_steps",
-        "learning_rate",
-        "num_eval_steps",
-        "eval_every_steps",
-        "eval_batch_size",
-        "save_checkpoints_steps",
-        "keep_checkpoint_max",
-        "log_every_steps",
-        "steps_per_execution",
-        "jit_compile",
-        "precision",
-    }
-)
-"""Settings a resumed run may change (the schedule of the run, not the model or the data)."""
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -99,28 +82,3 @@ class ModelDirectory:
 
     def save_training_data(self, summary: dict[str, Any]) -> None:
         write_json_atomically(self.path / TRAINING_DATA_FILE, summary)
-
-
-def apply_to_stored(stored: PretrainingConfig, overrides: dict[str, Any], model_size: str | None) -> PretrainingConfig:
-    """The config of a resumed run: ``stored``, with the explicitly given settings it may change.
-
-    ``overrides`` are the settings the user gave (flags and ``--hparams``), ``model_size`` the
-    ``--model-size`` if given. Settings the user did not give come from the stored run, so resuming
-    needs no flags repeated. A given setting that differs from the stored run and is not in
-    :data:`CHANGEABLE_ON_RESUME` is refused with the reason, since a checkpoint cannot be resumed
-    into a different model or data handling.
-    """
-    requested = normalize_hparams(overrides)
-    old = stored.to_dict()
-    conflicts = {
-        name: value for name, value in requested.items() if value != old[name] and name not in CHANGEABLE_ON_RESUME
-    }
-    if model_size is not None and model_size != stored.model_size:
-        conflicts["model_size"] = model_size
-    if conflicts:
-        details = "; ".join(f"{name}: stored {old[name]!r}, requested {value!r}" for name, value in conflicts.items())
-        raise UserError(
-            f"the model directory holds a run with other settings ({details}). Drop those flags to resume it "
-            "(its settings are kept in config.json), or use a new --model-dir."
-        )
-    return stored.replace(**{name: value for name, value in requested.items() if name in CHANGEABLE_ON_RESUME})

@@ -240,3 +240,12 @@ def create_optimizer(config: PretrainingConfig, warmup_offset: int = 0) -> keras
     )
     optimizer_class = {"adamw": ElectraAdamW, "lamb": ElectraLamb}[config.optimizer]
     return optimizer_class(schedule, weight_decay_rate=config.weight_decay_rate)
+
+
+def optimizer_for_precision(config: PretrainingConfig) -> keras.optimizers.Optimizer:
+    """:func:`create_optimizer`, wrapped in a dynamic ``LossScaleOptimizer`` under ``mixed_float16``
+    (float16 gradients underflow without loss scaling; bfloat16 and float32 need none)."""
+    optimizer = create_optimizer(config)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,88 +24,40 @@ from absl import logging
 from electra_tf.atomic_io import write_json_atomically
 from electra_tf.callbacks import CheckpointSaver, PeriodicEvaluation, StopOnNonFiniteLoss, TrainingLogger
 from electra_tf.checkpoint_recovery import resume_point
-from electra_tf.config import PretrainingConfig
+from electra_tf.config import PretrainingConfig, resolve_run_config
 from electra_tf.data.dataset_info import DatasetInfo
 from electra_tf.data.input_pipeline import Shard, evaluation_dataset, training_dataset
-from electra_tf.distribution import check_every_worker_restored, create_strategy, is_chief
+from electra_tf.distribution import check_every_worker_restored, create_strategy, is_chief, spans_several_workers
 from electra_tf.errors import UserError
 from electra_tf.flops import measured_matmul_peak, training_flops_per_example
 from electra_tf.model.masking import SpecialIds
+from electra_tf.model.metrics import EVALUATED_METRICS, console_rows
 from electra_tf.model.pretrainer import ElectraPretrainer
-from electra_tf.model_dir import ModelDirectory, apply_to_stored
-from electra_tf.optimization import create_optimizer
+from electra_tf.model_dir import ModelDirectory
+from electra_tf.optimization import optimizer_for_precision
 from electra_tf.tokenization import Vocab
 
-EVAL_METRICS = (
-    "disc_accuracy",
-    "disc_precision",
-    "disc_recall",
-    "disc_auc",
-    "disc_loss",
-    "masked_lm_accuracy",
-    "sampled_masked_lm_accuracy",
-    "masked_lm_loss",
-    "loss",
-)
 EVAL_HISTORY_FILE = "eval_history.jsonl"
 """One line of eval results per evaluation (periodic and final), for learning curves."""
-# Settings that come from the dataset (the records were made with them).
-_DATA_SETTINGS = ("vocab_size", "do_lower_case", "strip_accents", "max_seq_length")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """Where a run reads and writes, and what it does (the non-hyperparameter flags)."""
+    """What the user asked of a run: where it reads and writes, what it does, and the config inputs
+    (see :func:`electra_tf.config.resolve_run_config`)."""
 
     data_dir: Path
     model_dir: Path
+    model_size: str | None = None
+    """``--model-size``, or ``None`` when not given (a resumed run keeps its own, a new one is small)."""
+    hparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    config_flags: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The config flags that were given, by field name."""
     do_train: bool = True
     do_eval: bool = False
     init_checkpoint: Path | None = None
     strategy: str = "auto"
     tpu: str | None = None
-
-
-def resolve_config(
-    model_size: str,
-    overrides: dict[str, Any],
-    info: DatasetInfo,
-    stored: PretrainingConfig | None,
-    model_size_given: bool = True,
-) -> PretrainingConfig:
-    """The run's config: a stored run's (resume) or preset + overrides, with the dataset's settings.
-
-    The vocab size, normalisation and sequence length are the dataset's (its records were made with
-    them); an override or a stored run that contradicts them is refused with the reason.
-    """
-    data_values = {
-        "vocab_size": info.vocab_size,
-        "do_lower_case": info.do_lower_case,
-        "strip_accents": info.strip_accents,
-        "max_seq_length": info.max_seq_length,
-    }
-    for name in _DATA_SETTINGS:
-        if name in overrides and overrides[name] != data_values[name]:
-            raise UserError(
-                f"{name}={overrides[name]!r} contradicts the dataset in {info.data_dir}, which was built with "
-                f"{name}={data_values[name]!r}; rebuild the dataset or drop the override."
-            )
-    if stored is not None:
-        config = apply_to_stored(stored, overrides, model_size if model_size_given else None)
-        differing = {name: value for name, value in data_values.items() if getattr(config, name) != value}
-        if differing:
-            raise UserError(
-                f"the dataset in {info.data_dir} differs from the one the model was trained on "
-                f"({', '.join(f'{k}={v!r} vs {getattr(config, k)!r}' for k, v in differing.items())})."
-            )
-    else:
-        config = PretrainingConfig.from_size(model_size, {**overrides, **data_values})
-    limit = config.discriminator_config().max_position_embeddings
-    if info.max_seq_length > limit:
-        raise UserError(
-            f"the dataset's sequences have {info.max_seq_length} tokens but the model allows {limit} positions."
-        )
-    return config
 
 
 def check_dataset_matches_model(info: DatasetInfo, model_dir: ModelDirectory) -> None:
@@ -142,18 +95,14 @@ def check_evaluation_data(info: DatasetInfo) -> None:
     )
 
 
-def run_pretraining(
-    model_size: str, overrides: dict[str, Any], options: RunOptions, model_size_given: bool = True
-) -> dict[str, float] | None:
-    """Train and/or evaluate; returns the evaluation results when ``options.do_eval``.
-
-    ``overrides`` are the settings the user gave explicitly (``--hparams`` and flags);
-    ``model_size_given`` says whether ``--model-size`` was given (a resumed run keeps its own).
-    """
+def run_pretraining(options: RunOptions) -> dict[str, float] | None:
+    """Train and/or evaluate as ``options`` say; returns the final evaluation results if ``do_eval``."""
     info = DatasetInfo.load(options.data_dir)
     model_dir = ModelDirectory(options.model_dir)
     check_dataset_matches_model(info, model_dir)
-    config = resolve_config(model_size, overrides, info, model_dir.stored_config(), model_size_given)
+    config = resolve_run_config(
+        options.model_size, options.hparams, options.config_flags, info.model_settings(), model_dir.stored_config()
+    )
     if options.do_eval or config.eval_every_steps:
         check_evaluation_data(info)  # now, not after the training it would follow
     vocab = Vocab.load(info.vocab_file)
@@ -170,10 +119,10 @@ def run_pretraining(
         )
     keras.mixed_precision.set_dtype_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
-    special = SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id)
+    special = SpecialIds.from_vocab(vocab)
     with strategy.scope():
-        model = ElectraPretrainer(config, special)
-        optimizer = _optimizer(config)
+        model = ElectraPretrainer(config, special, several_workers=spans_several_workers(strategy))
+        optimizer = optimizer_for_precision(config)
         model.compile(optimizer=optimizer, steps_per_execution=config.steps_per_execution)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     _restore_or_initialise(checkpoint, model, model_dir, options, vocab, chief)
@@ -195,13 +144,6 @@ def run_pretraining(
         if scratch is not None:
             scratch.cleanup()
     return evaluator() if options.do_eval else None
-
-
-def _optimizer(config: PretrainingConfig) -> keras.optimizers.Optimizer:
-    optimizer = create_optimizer(config)
-    if config.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
 
 
 def _restore_or_initialise(
@@ -228,7 +170,7 @@ def _restore_or_initialise(
             logging.warning("--init-checkpoint ignored: the model directory already has a checkpoint to resume.")
         return
     if options.init_checkpoint is not None:
-        from electra_tf.export.importing import initialise_from
+        from electra_tf.interop.init_checkpoint import initialise_from
 
         initialise_from(model, options.init_checkpoint, vocab)
 
@@ -256,24 +198,8 @@ def _train(
     flops = training_flops_per_example(config)
     writer = tf.summary.create_file_writer(str(model_dir.path / "train")) if chief else None
     sample = _first_eval_example(config, info)
-    callbacks: list[keras.callbacks.Callback] = [
-        CheckpointSaver(manager, config.save_checkpoints_steps),
-        TrainingLogger(
-            every=config.log_every_steps,
-            writer=writer,
-            total_steps=config.num_train_steps,
-            examples_per_step=config.train_batch_size,
-            tokens_per_example=config.max_seq_length,
-            flops_per_example=flops,
-            peak_flops=peak,
-            sample_text=(lambda: replaced_token_markdown(model, sample, vocab)) if sample is not None else None,
-        ),
-    ]
-    if config.precision != "mixed_float16":
-        callbacks.insert(0, StopOnNonFiniteLoss(config.precision))
-    if config.eval_every_steps:
-        # After the logger, so an evaluation never splits a logging window's metrics.
-        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator))
+    sample_text = (lambda: replaced_token_markdown(model, sample, vocab)) if sample is not None else None
+    callbacks = training_callbacks(config, manager, writer, flops, peak, sample_text, evaluator)
     logging.info(
         "Training steps %d..%d: global batch %d (%d micro-batch(es) per step), %s, XLA %s, %.2f GFLOP per example, "
         "matmul peak %.1f TFLOP/s.",
@@ -287,6 +213,42 @@ def _train(
         (peak or 0) / 1e12,
     )
     model.fit(dataset, epochs=1, steps_per_epoch=remaining, callbacks=callbacks, verbose=0, shuffle=False)
+
+
+def training_callbacks(
+    config: PretrainingConfig,
+    manager: tf.train.CheckpointManager,
+    writer: tf.summary.SummaryWriter | None,
+    flops_per_example: int,
+    peak_flops: float | None,
+    sample_text: Callable[[], str] | None,
+    evaluator: Evaluator | None,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of a training run in their fixed order (Keras calls them in list order after each step)."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if config.precision != "mixed_float16":
+        # 1. First, so a non-finite loss stops the run before a checkpoint saves ruined weights
+        #    (under mixed_float16 the loss scale skips such steps instead).
+        callbacks.append(StopOnNonFiniteLoss(config.precision))
+    # 2. Checkpoints every save_checkpoints_steps and at the end.
+    callbacks.append(CheckpointSaver(manager, config.save_checkpoints_steps))
+    # 3. The logger owns the training-metric window: it reports the window's metrics, then resets them.
+    callbacks.append(
+        TrainingLogger(
+            every=config.log_every_steps,
+            writer=writer,
+            total_steps=config.num_train_steps,
+            examples_per_step=config.train_batch_size,
+            tokens_per_example=config.max_seq_length,
+            flops_per_example=flops_per_example,
+            peak_flops=peak_flops,
+            sample_text=sample_text,
+        )
+    )
+    if config.eval_every_steps:
+        # 4. Last, after the logger: evaluation resets the metrics, so it must not split a logging window.
+        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator))
+    return callbacks
 
 
 def _distributed_training_data(
@@ -413,14 +375,14 @@ class Evaluator:
         results = self.model.evaluate(self.dataset, steps=self.steps, return_dict=True, verbose=0)
         self.model.reset_metrics()
         step = int(self.model.optimizer.iterations.numpy())
-        values = {name: float(results[name]) for name in EVAL_METRICS if name in results}
+        values = {name: float(results[name]) for name in EVALUATED_METRICS if name in results}
         values |= {"global_step": step, "num_eval_examples": self.num_examples}
         if self.chief:
             write_json_atomically(self.model_dir.eval_results_file, values)
             with open(self.model_dir.path / EVAL_HISTORY_FILE, "a", encoding="utf-8") as history:
                 history.write(json.dumps(values, sort_keys=True) + "\n")
             with self.writer.as_default(step=step):
-                for name in EVAL_METRICS:
+                for name in EVALUATED_METRICS:
                     if name in values:
                         tf.summary.scalar(name, values[name])
             self.writer.flush()
@@ -431,17 +393,10 @@ class Evaluator:
 
 def format_eval_table(values: dict[str, float]) -> str:
     """The discriminator table model cards publish, plus the generator's accuracy."""
-    rows = [
-        ("Accuracy", values.get("disc_accuracy")),
-        ("Precision", values.get("disc_precision")),
-        ("Recall", values.get("disc_recall")),
-        ("AUC", values.get("disc_auc")),
-        ("MLM accuracy (generator)", values.get("masked_lm_accuracy")),
-    ]
     lines = [
         f"Evaluation at step {values.get('global_step')} on {values.get('num_eval_examples')} held-out examples:",
         "| Metric | Value |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {value:.4f} |" for name, value in rows if value is not None and math.isfinite(value)]
+    lines += [f"| {name} | {value:.4f} |" for name, value in console_rows(values) if math.isfinite(value)]
     return "\n".join(lines)

@@ -1,13 +1,20 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures and tiny models shared by several test modules (import the helpers with ``from conftest import ...``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import export_reference as ref
+import keras
+import numpy as np
 import pytest
 
 from electra_tf import SAMPLE_CORPUS_DIR
-from electra_tf.tokenization import SPECIAL_TOKENS
+from electra_tf.config import PretrainingConfig
+from electra_tf.model.masking import SpecialIds
+from electra_tf.model.pretrainer import ElectraPretrainer
+from electra_tf.optimization import optimizer_for_precision
+from electra_tf.tokenization import SPECIAL_TOKENS, Vocab
 from electra_tf.vocab_training import find_corpus_files, train_vocab
 
 BETO_LAYOUT = ("[MASK]", "[PAD]", "[EOS]", "[UNK]", "[CLS]", "[SEP]")
@@ -30,3 +37,44 @@ def cased_vocab_file(tmp_path_factory) -> Path:
     rest = [token for token in pieces if token not in BETO_LAYOUT]
     path.write_text("".join(f"{token}\n" for token in [*BETO_LAYOUT, *rest]), encoding="utf-8")
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Tiny pretrainers: seconds to build and train on a CPU.
+# ----------------------------------------------------------------------------------------------
+VOCAB_SIZE = 120
+SPECIAL = SpecialIds(cls_id=2, sep_id=3, mask_id=4)
+
+
+def tiny(**overrides) -> PretrainingConfig:
+    """A two-layer model (E=24, H=32, generator H=16) with dropout off unless overridden."""
+    dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    config = ref.tiny_config(VOCAB_SIZE, num_warmup_steps=0, learning_rate=1e-3, num_train_steps=1000, **overrides)
+    return config.replace(model_hparam_overrides={**config.model_hparam_overrides, **dropout})
+
+
+def batch(size=8, length=16, seed=0) -> dict[str, np.ndarray]:
+    """Random ids between [CLS] and [SEP], with some padding and a second segment in every row."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, VOCAB_SIZE, size=(size, length)).astype(np.int32)
+    mask = np.ones((size, length), np.int32)
+    segments = np.zeros((size, length), np.int32)
+    for row in range(size):
+        real = length - row % 4  # some padding
+        ids[row, real:], mask[row, real:] = 0, 0
+        ids[row, 0], ids[row, real - 1] = SPECIAL.cls_id, SPECIAL.sep_id
+        segments[row, real // 2 : real] = 1
+    return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
+
+
+def compiled(config: PretrainingConfig, seed=0) -> ElectraPretrainer:
+    """:func:`tiny`'s model compiled with the optimizer ``config`` trains with, weights from ``seed``."""
+    keras.utils.set_random_seed(seed)
+    model = ElectraPretrainer(config, SPECIAL)
+    model.compile(optimizer=optimizer_for_precision(config))
+    return model
+
+
+def build_model(config: PretrainingConfig, vocab: Vocab) -> ElectraPretrainer:
+    """An uncompiled pretrainer of ``config`` with ``vocab``'s special ids."""
+    return ElectraPretrainer(config, SpecialIds.from_vocab(vocab))

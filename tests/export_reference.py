@@ -14,7 +14,7 @@ import numpy as np
 
 from electra_tf import DEFAULT_VOCAB_FILE
 from electra_tf.config import ModelConfig, PretrainingConfig
-from electra_tf.export.names import NETWORKS, encoder_config, tf1_variable_shapes
+from electra_tf.model.networks import NETWORKS, encoder_config, tf1_variable_shapes
 from electra_tf.tokenization import Vocab
 
 EMBEDDING_SIZE = 24

@@ -23,7 +23,7 @@ def _configure_logical_cpus() -> None:
 
 def _train(strategy: tf.distribute.Strategy, **config_overrides) -> tuple[list, list[float]]:
     """Trainable weights and per-step losses after ``STEPS`` steps on distinct global batches."""
-    from test_pretrainer import batch, compiled, tiny
+    from conftest import batch, compiled, tiny
 
     config = tiny(train_batch_size=GLOBAL_BATCH, **config_overrides)
     # Rows reordered so the two replicas hold different numbers of real tokens: per-replica ratios
@@ -47,7 +47,7 @@ def main() -> None:
     keras.mixed_precision.set_dtype_policy("float32")
     devices = [f"/cpu:{i}" for i in range(LOGICAL_CPUS)]
     reference, reference_losses = _train(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    from test_pretrainer import compiled, tiny
+    from conftest import compiled, tiny
 
     initial = [v.numpy() for v in compiled(tiny(), seed=3).trainable_variables]
     report = {

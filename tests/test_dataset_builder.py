@@ -35,7 +35,7 @@ from electra_tf.data.packing import (
     CARRY_PACKING,
     GOOGLE_PACKING,
     ExamplePacker,
-    SpecialIds,
+    PackingIds,
     UniformStream,
     assemble_examples,
 )
@@ -48,7 +48,7 @@ SAMPLE_CLINICAL = SAMPLE_CORPUS_DIR / "salud_y_clinica.txt"  # 100 KB: clinical 
 SAMPLE_GENERAL = [path for path in sorted(SAMPLE_CORPUS_DIR.glob("*.txt")) if path != SAMPLE_CLINICAL]
 """The other four files of the sample corpus (255 KB): science, culture, history, nature."""
 CLINICAL_CORPUS = "corpus/es_biomed_clinical.txt"
-SPECIAL = SpecialIds(cls_id=2, sep_id=3, pad_id=0)
+SPECIAL = PackingIds(cls_id=2, sep_id=3, pad_id=0)
 GOOGLE_SPEC = {name: tf.io.FixedLenFeature([128], tf.int64) for name in FEATURES}
 
 

@@ -28,18 +28,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from conftest import build_model
 from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining, ElectraTokenizerFast
 
 from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.export.from_model_dir import checkpoint_to_export, export_model_dir
-from electra_tf.export.google_checkpoint import read_google_checkpoint
-from electra_tf.export.hf_import import read_hf_export
-from electra_tf.export.importing import initialise_from
-from electra_tf.export.model_card import FAKE_SENTENCE
-from electra_tf.export.names import NETWORKS
-from electra_tf.model.masking import SpecialIds
+from electra_tf.interop.google_import import read_google_checkpoint
+from electra_tf.interop.hf_export import export_model_dir
+from electra_tf.interop.hf_import import read_hf_export
+from electra_tf.interop.init_checkpoint import initialise_from
+from electra_tf.interop.model_card import FAKE_SENTENCE
+from electra_tf.interop.trained_checkpoint import checkpoint_to_export
+from electra_tf.model.networks import NETWORKS
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model.tf1_names import assign_tf1_weights, tf1_weights
 from electra_tf.model_dir import ModelDirectory
@@ -70,10 +71,6 @@ class TrainedRun:
     model: ElectraPretrainer
     weights: dict[str, np.ndarray]
     earlier_weights: dict[str, np.ndarray]
-
-
-def build_model(config: PretrainingConfig, vocab: Vocab) -> ElectraPretrainer:
-    return ElectraPretrainer(config, SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id))
 
 
 def make_trained_run(root: Path, vocab_file: Path, do_lower_case: bool) -> TrainedRun:

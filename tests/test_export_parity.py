@@ -12,9 +12,9 @@ import pytest
 import torch
 from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
-from electra_tf.export.exporter import export_weights
-from electra_tf.export.model_card import parameter_count
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR
+from electra_tf.interop.hf_export import export_weights
+from electra_tf.interop.model_card import parameter_count
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR
 
 TOLERANCE = 1e-5
 

@@ -21,7 +21,7 @@ from electra_tf import DEFAULT_VOCAB_FILE, SAMPLE_CORPUS_DIR
 from electra_tf.atomic_io import ordinary_file_mode, write_json_atomically
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.builder import BuildOptions, build_dataset
-from electra_tf.export.exporter import export_weights
+from electra_tf.interop.hf_export import export_weights
 from electra_tf.model_dir import ModelDirectory
 from electra_tf.tokenization import CharRules, Vocab, _store_rules
 from electra_tf.vocab_training import train_vocab

@@ -16,7 +16,7 @@ import tensorflow as tf
 import electra_tf
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR, encoder_config, tf1_variable_shapes
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR, encoder_config, tf1_variable_shapes
 from electra_tf.optimization import (
     ElectraAdamW,
     ElectraLamb,

@@ -5,37 +5,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import SPECIAL, batch, compiled, tiny
 
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.input_pipeline import evaluation_dataset
-from electra_tf.export.names import NETWORKS, tf1_variable_shapes
-from electra_tf.model.masking import SpecialIds, StepKeys
+from electra_tf.model.masking import StepKeys
+from electra_tf.model.networks import NETWORKS, tf1_variable_shapes
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model.tf1_names import assign_tf1_weights, tf1_variables
-from electra_tf.optimization import create_optimizer
-
-VOCAB_SIZE = 120
-SPECIAL = SpecialIds(cls_id=2, sep_id=3, mask_id=4)
-
-
-def tiny(**overrides) -> PretrainingConfig:
-    """A two-layer model (E=24, H=32, generator H=16) with dropout off unless overridden."""
-    dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    config = ref.tiny_config(VOCAB_SIZE, num_warmup_steps=0, learning_rate=1e-3, num_train_steps=1000, **overrides)
-    return config.replace(model_hparam_overrides={**config.model_hparam_overrides, **dropout})
-
-
-def batch(size=8, length=16, seed=0):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(5, VOCAB_SIZE, size=(size, length)).astype(np.int32)
-    mask = np.ones((size, length), np.int32)
-    segments = np.zeros((size, length), np.int32)
-    for row in range(size):
-        real = length - row % 4  # some padding
-        ids[row, real:], mask[row, real:] = 0, 0
-        ids[row, 0], ids[row, real - 1] = SPECIAL.cls_id, SPECIAL.sep_id
-        segments[row, real // 2 : real] = 1
-    return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
 
 
 @pytest.fixture(autouse=True)
@@ -43,16 +20,6 @@ def float32_policy():
     keras.mixed_precision.set_dtype_policy("float32")
     yield
     keras.mixed_precision.set_dtype_policy("float32")
-
-
-def compiled(config: PretrainingConfig, seed=0) -> ElectraPretrainer:
-    keras.utils.set_random_seed(seed)
-    model = ElectraPretrainer(config, SPECIAL)
-    optimizer = create_optimizer(config)
-    if config.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer)
-    return model
 
 
 def test_forward_passes_match_the_reference_implementation():

@@ -85,9 +85,27 @@ def main() -> None:
         return
     if not flag("corpus-dir"):
         raise UserError("--corpus-dir is required to build a dataset (see --help).")
-    from electra_tf.data.builder import build_from_flags
+    from electra_tf.data.builder import BuildOptions, build_dataset
 
-    build_from_flags()
+    build_dataset(
+        BuildOptions(
+            corpus_dir=Path(flag("corpus-dir")),
+            output_dir=Path(flag("output-dir")),
+            vocab_file=Path(flag("vocab-file")),
+            max_seq_length=flag("max-seq-length"),
+            num_processes=flag("num-processes"),
+            num_shards=flag("num-shards"),
+            do_lower_case=flag("do-lower-case"),
+            strip_accents=flag("strip-accents"),
+            blanks_separate_docs=flag("blanks-separate-docs"),
+            file_patterns=tuple(p.strip() for p in flag("file-pattern").split(",") if p.strip()),
+            seed=flag("seed"),
+            eval_fraction=flag("eval-fraction"),
+            overwrite=flag("overwrite"),
+            strict=flag("strict"),
+            packing=flag("packing"),
+        )
+    )
 
 
 def run() -> None:

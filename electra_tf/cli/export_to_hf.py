@@ -40,7 +40,7 @@ flags.DEFINE_boolean("overwrite", False, "Replace --output-dir if it exists and 
 
 
 def main() -> None:
-    from electra_tf.export.from_model_dir import export_model_dir
+    from electra_tf.interop.hf_export import export_model_dir
 
     output = export_model_dir(
         flag("model-dir"),

@@ -13,12 +13,15 @@ from typing import Any
 from absl import flags
 
 from electra_tf.cli.common import flag, run_main
-from electra_tf.config import MODEL_SIZES, OPTIMIZERS, PRECISIONS, PretrainingConfig, parse_hparams
+from electra_tf.config import DEFAULT_MODEL_SIZE, MODEL_SIZES, OPTIMIZERS, PRECISIONS, parse_hparams, resolve_run_config
 from electra_tf.errors import UserError
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_enum("model-size", "small", list(MODEL_SIZES), "Size preset (ELECTRA paper Table 6).")
+flags.DEFINE_enum(
+    "model-size",
+    None,
+    list(MODEL_SIZES),
+    f"Size preset (ELECTRA paper Table 6); default {DEFAULT_MODEL_SIZE}, or the stored run's when resuming.",
+)
 flags.DEFINE_string(
     "data-dir",
     None,
@@ -112,28 +115,27 @@ CONFIG_FLAGS = (
 )
 
 
-def config_overrides_from_flags() -> dict[str, Any]:
-    """``--hparams`` merged with the config flags that were given (flags win)."""
-    overrides = parse_hparams(flag("hparams"))
-    for name in CONFIG_FLAGS:
-        if flag(name) is not None:
-            overrides[name.replace("-", "_")] = flag(name)
-    return overrides
+def given_config_flags() -> dict[str, Any]:
+    """The config flags that were given, by config field name."""
+    return {name.replace("-", "_"): flag(name) for name in CONFIG_FLAGS if flag(name) is not None}
 
 
 def main() -> None:
     for required in ("data-dir", "model-dir"):
         if not flag(required):
             raise UserError(f"--{required} is required (see --help).")
-    overrides = config_overrides_from_flags()
+    hparams, config_flags = parse_hparams(flag("hparams")), given_config_flags()
     # Validate the flags before TensorFlow starts (a typo should not cost the start-up time).
-    PretrainingConfig.from_size(flag("model-size"), overrides)
+    resolve_run_config(flag("model-size"), hparams, config_flags)
     from electra_tf.data.shard_check import naming_damaged_shards
     from electra_tf.training import RunOptions, run_pretraining
 
     options = RunOptions(
         data_dir=Path(flag("data-dir")),
         model_dir=Path(flag("model-dir")),
+        model_size=flag("model-size"),
+        hparams=hparams,
+        config_flags=config_flags,
         do_train=flag("do-train"),
         do_eval=flag("do-eval"),
         init_checkpoint=Path(flag("init-checkpoint")) if flag("init-checkpoint") else None,
@@ -143,7 +145,7 @@ def main() -> None:
     if not options.do_train and not options.do_eval:
         raise UserError("nothing to do: pass --do-train and/or --do-eval.")
     with naming_damaged_shards(options.data_dir):
-        run_pretraining(flag("model-size"), overrides, options, model_size_given=FLAGS["model-size"].present > 0)
+        run_pretraining(options)
 
 
 def run() -> None:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from absl import logging
 
-from electra_tf.atomic_io import atomic_file, write_text_atomically
+from electra_tf.atomic_io import atomic_file, replace_directory, write_text_atomically
 from electra_tf.data.corpus import CorpusFile, Unit, plan_units, readable_text_files
 from electra_tf.data.dataset_info import DATASET_INFO_FILE, VOCAB_COPY, DatasetInfo
 from electra_tf.data.input_pipeline import Shard
@@ -104,31 +103,6 @@ class BuildOptions:
         if self.packing not in PACKING_MODES:
             raise UserError(f"--packing must be one of {', '.join(PACKING_MODES)}, got {self.packing!r}")
         require_file(self.vocab_file, "vocab file")
-
-
-def build_from_flags() -> None:
-    """Entry point of ``build_pretraining_dataset.py``: read the flags and build."""
-    from electra_tf.cli.common import flag
-
-    build_dataset(
-        BuildOptions(
-            corpus_dir=Path(flag("corpus-dir")),
-            output_dir=Path(flag("output-dir")),
-            vocab_file=Path(flag("vocab-file")),
-            max_seq_length=flag("max-seq-length"),
-            num_processes=flag("num-processes"),
-            num_shards=flag("num-shards"),
-            do_lower_case=flag("do-lower-case"),
-            strip_accents=flag("strip-accents"),
-            blanks_separate_docs=flag("blanks-separate-docs"),
-            file_patterns=tuple(p.strip() for p in flag("file-pattern").split(",") if p.strip()),
-            seed=flag("seed"),
-            eval_fraction=flag("eval-fraction"),
-            overwrite=flag("overwrite"),
-            strict=flag("strict"),
-            packing=flag("packing"),
-        )
-    )
 
 
 def build_dataset(options: BuildOptions) -> DatasetInfo:
@@ -508,17 +482,8 @@ def _write_shards(
 
 def _move_into_place(staging: Path, output_dir: Path) -> None:
     """Rename the finished staging folder to ``output_dir``, replacing what was there (checked before)."""
-    replaced = None
-    if output_dir.exists():
-        if any(output_dir.iterdir()):
-            replaced = output_dir.with_name(f".{output_dir.name}.replaced-{os.getpid()}")
-            os.rename(output_dir, replaced)
-        else:
-            output_dir.rmdir()
-    os.rename(staging, output_dir)
+    replace_directory(staging, output_dir)
     (output_dir / BUILD_FILE).unlink()
-    if replaced is not None:
-        shutil.rmtree(replaced)
 
 
 def _log_summary(info: DatasetInfo, seconds: float) -> None:

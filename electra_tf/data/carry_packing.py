@@ -34,8 +34,8 @@ from electra_tf.data.packing import (
     ExampleShapes,
     Packed,
     PackedExamples,
+    PackingIds,
     PackPlan,
-    SpecialIds,
     UniformStream,
     assemble_examples,
 )
@@ -76,7 +76,7 @@ class CarryPacker:
         boundaries: np.ndarray,
         token_starts: np.ndarray,
         token_ids: np.ndarray,
-        special: SpecialIds,
+        special: PackingIds,
     ) -> Packed:
         """Examples from lines with these token counts (``boundaries`` marks document ends; line
         ``j``'s tokens start at ``token_starts[j]``). Tokens after the last boundary that do not fill
@@ -155,7 +155,7 @@ class CarryPacker:
         second: list[int],
         token_starts: np.ndarray,
         token_ids: np.ndarray,
-        special: SpecialIds,
+        special: PackingIds,
     ) -> PackedExamples:
         """The example arrays: each piece is a line of :func:`assemble_examples`."""
         piece_array = np.array(pieces, dtype=np.int64).reshape(-1, 3)

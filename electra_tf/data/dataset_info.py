@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from electra_tf.atomic_io import write_text_atomically
+from electra_tf.config import DATASET_SETTINGS, DatasetSettings
 from electra_tf.data.input_pipeline import Shard
 from electra_tf.errors import UserError
 
@@ -55,6 +56,10 @@ class DatasetInfo:
     train_shards: tuple[Shard, ...]
     eval_shards: tuple[Shard, ...]
     stats: dict[str, Any]
+
+    def model_settings(self) -> DatasetSettings:
+        """The settings its records fix in a model's config (vocab size, normalisation, length)."""
+        return DatasetSettings(self.data_dir, {name: getattr(self, name) for name in DATASET_SETTINGS})
 
     @staticmethod
     def vocab_fields(vocab: Vocab) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 FEATURES = ("input_ids", "input_mask", "segment_ids")
+"""The features of every record and batch (Google's pretraining schema), in the order the model reads them."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,8 +31,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from electra_tf.tokenization import Vocab
 
 SINGLE_SEGMENT_PROBABILITY = 0.1
 SHORT_TARGET_PROBABILITY = 0.05
@@ -183,7 +187,7 @@ class ExamplePacker:
         boundaries: np.ndarray,
         token_starts: np.ndarray,
         token_ids: np.ndarray,
-        special: SpecialIds,
+        special: PackingIds,
     ) -> Packed:
         """:meth:`plan`, then the example arrays (line ``j``'s tokens start at ``token_starts[j]``)."""
         plan = self.plan(lengths, boundaries)
@@ -192,10 +196,16 @@ class ExamplePacker:
 
 
 @dataclasses.dataclass(frozen=True)
-class SpecialIds:
+class PackingIds:
+    """The vocab ids packing writes: [CLS] and [SEP] around the segments, [PAD] after them."""
+
     cls_id: int
     sep_id: int
     pad_id: int
+
+    @classmethod
+    def from_vocab(cls, vocab: Vocab) -> PackingIds:
+        return cls(cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +237,7 @@ def assemble_examples(
     token_starts: np.ndarray,
     token_ids: np.ndarray,
     max_seq_length: int,
-    special: SpecialIds,
+    special: PackingIds,
 ) -> PackedExamples:
     """The example arrays of ``plan``: line ``j`` has ``lengths[j]`` tokens at
     ``token_ids[token_starts[j]:]``. Vectorised over tokens."""

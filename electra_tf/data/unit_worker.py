@@ -31,7 +31,7 @@ from electra_tf.data.packing import (
     CARRY_PACKING,
     ExamplePacker,
     PackedExamples,
-    SpecialIds,
+    PackingIds,
     UniformStream,
 )
 from electra_tf.data.tfrecord import AtomicRecordWriter, ExampleSerializer
@@ -100,7 +100,7 @@ class UnitWorker:
         self.settings = settings
         vocab = Vocab.load(settings.vocab_file)
         tokenizer = Tokenizer(vocab, settings.do_lower_case, settings.strip_accents)
-        self.special = SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id)
+        self.special = PackingIds.from_vocab(vocab)
         self.split_tokens = SplitTokens.from_tokens(vocab.tokens) if settings.packing == CARRY_PACKING else None
         self.serializer = ExampleSerializer(settings.max_seq_length)
 

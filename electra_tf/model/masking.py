@@ -15,10 +15,14 @@ label of a position is 1 only where the sampled token differs from the original.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from electra_tf.model import counter_random
+
+if TYPE_CHECKING:
+    from electra_tf.tokenization import Vocab
 
 MASK_REPLACE_PROB = 0.85
 """Share of chosen positions replaced by [MASK]; the others keep their token (Google: no random token)."""
@@ -34,6 +38,10 @@ class SpecialIds:
     cls_id: int
     sep_id: int
     mask_id: int
+
+    @classmethod
+    def from_vocab(cls, vocab: Vocab) -> SpecialIds:
+        return cls(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id)
 
 
 @dataclasses.dataclass(frozen=True)

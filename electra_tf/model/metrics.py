@@ -1,4 +1,8 @@
-"""Pretraining metrics accumulated from per-batch sufficient statistics.
+"""Pretraining metrics: the one table of their names, and the metrics that add up per-batch statistics.
+
+:data:`PRETRAINING_METRICS` is the only place a metric's name, labels and audience are written: the
+step's metric objects, the console/TensorBoard logger, the evaluator, the printed eval table and the
+model card all read it (and fine-tuning's metrics will add their rows the same way).
 
 The training step computes sums (correct predictions, weights, confusion counts per threshold)
 inside the compiled step; these metrics only add them up. Sums aggregate exactly across replicas,
@@ -10,11 +14,79 @@ the window, not an average of per-step averages. The definitions follow Google's
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR, Network
+
 NUM_AUC_THRESHOLDS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    """One metric of a pretraining run and where it is shown."""
+
+    name: str
+    """Its key in the step's logs, TensorBoard, ``eval_results.json`` and the eval history (Google's names)."""
+    ratio: tuple[str, str] | None = None
+    """The step statistics (numerator, denominator) whose sums give it, for a :class:`RatioMetric`."""
+    network: Network | None = None
+    """The network the model card shows it for (the generator's metrics appear on both cards)."""
+    card_label: str | None = None
+    """Its label in the model card's evaluation table (``None``: not on the card)."""
+    console_label: str | None = None
+    """Its label in the eval table printed after each evaluation (``None``: not printed)."""
+    evaluated: bool = True
+    """Part of evaluation results; ``False`` for values only training logs (learning rate, gradient norm)."""
+
+
+AUC = "disc_auc"
+"""The one metric accumulated from confusion counts (``auc_tp``... statistics) rather than a ratio."""
+LOSS = "loss"
+"""``gen_weight · masked_lm_loss + disc_weight · disc_loss``, derived from the two losses."""
+
+PRETRAINING_METRICS = (
+    MetricSpec("disc_accuracy", ("disc_correct", "tokens"), DISCRIMINATOR, "Accuracy", "Accuracy"),
+    MetricSpec(
+        "disc_precision", ("disc_true_positive", "disc_predicted_positive"), DISCRIMINATOR, "Precision", "Precision"
+    ),
+    MetricSpec("disc_recall", ("disc_true_positive", "disc_positive"), DISCRIMINATOR, "Recall", "Recall"),
+    MetricSpec(AUC, None, DISCRIMINATOR, "AUC", "AUC"),
+    MetricSpec("disc_loss", ("disc_loss_sum", "tokens"), DISCRIMINATOR, "Loss"),
+    MetricSpec("masked_lm_accuracy", ("mlm_correct", "masked"), GENERATOR, "MLM accuracy", "MLM accuracy (generator)"),
+    MetricSpec("sampled_masked_lm_accuracy", ("sampled_correct", "masked"), GENERATOR, "Sampled-token accuracy"),
+    MetricSpec("masked_lm_loss", ("mlm_loss_sum", "masked"), GENERATOR, "MLM loss"),
+    MetricSpec(LOSS),
+    MetricSpec("learning_rate", evaluated=False),
+    MetricSpec("grad_norm", evaluated=False),
+    MetricSpec("loss_scale", evaluated=False),
+)
+"""Every metric of pretraining, in the order tables show them (discriminator first, as model cards do)."""
+
+LOGGED_METRICS = tuple(spec.name for spec in PRETRAINING_METRICS)
+"""What the training logger writes to the console and TensorBoard (each when the step reports it)."""
+EVALUATED_METRICS = tuple(spec.name for spec in PRETRAINING_METRICS if spec.evaluated)
+"""What an evaluation records (``eval_results.json``, the eval history, TensorBoard's eval run)."""
+
+
+def console_rows(values: dict[str, float]) -> list[tuple[str, float]]:
+    """``(label, value)`` of the printed eval table, for the metrics in ``values``."""
+    shown = [spec for spec in PRETRAINING_METRICS if spec.console_label and spec.name in values]
+    return [(spec.console_label, values[spec.name]) for spec in shown]
+
+
+def card_rows(network: Network, values: dict[str, float]) -> list[tuple[str, float]]:
+    """``(label, value)`` of ``network``'s model-card evaluation table: the discriminator's card shows
+    both networks' metrics, the generator's only its own."""
+    shown = (GENERATOR,) if network is GENERATOR else (DISCRIMINATOR, GENERATOR)
+    return [
+        (spec.card_label, values[spec.name])
+        for spec in PRETRAINING_METRICS
+        if spec.card_label and spec.network in shown and spec.name in values
+    ]
 
 
 def auc_thresholds(num_thresholds: int = NUM_AUC_THRESHOLDS) -> np.ndarray:

@@ -8,8 +8,9 @@ the Gumbel-max trick, label the replaced tokens, run the discriminator and its B
 How the step is compiled and distributed:
 
 * The forward and backward pass (all micro-batches of a gradient-accumulation step) run in one
-  ``tf.function(jit_compile=...)``. It is an inner function rather than ``compile(jit_compile=True)``
-  because XLA-compiling the whole Keras step fails under ``MirroredStrategy`` (README.md#design).
+  ``tf.function(jit_compile=...)``, :meth:`ElectraPretrainer.loss_gradients`. It is an inner function
+  rather than ``compile(jit_compile=True)`` because XLA-compiling the whole Keras step fails under
+  ``MirroredStrategy`` (README.md#design).
 * Losses are normalised by the *global* batch's denominators (summed across replicas before the
   pass), so summing gradients over replicas and micro-batches gives exactly the gradient of the
   global batch: one device, N replicas and k accumulation steps make the same update.
@@ -26,7 +27,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import PretrainingConfig
-from electra_tf.distribution import spans_several_workers
+from electra_tf.data.input_pipeline import FEATURES
 from electra_tf.model import counter_random
 from electra_tf.model.dropout import DropoutNoise
 from electra_tf.model.embeddings import SharedEmbeddings
@@ -43,13 +44,51 @@ from electra_tf.model.masking import (
     replace_at_slots,
     scatter_slots,
 )
-from electra_tf.model.metrics import RatioMetric, RocAucMetric, auc_thresholds, confusion_counts
+from electra_tf.model.metrics import (
+    AUC,
+    LOSS,
+    PRETRAINING_METRICS,
+    RatioMetric,
+    RocAucMetric,
+    auc_thresholds,
+    confusion_counts,
+)
 
 CLIP_NORM = 1.0
 _EVAL_STEP = -1
 """Evaluation draws its masks with this step and a fingerprint of each example (reproducible)."""
 
-FEATURES = ("input_ids", "input_mask", "segment_ids")
+
+class _CompiledPerModel:
+    """Decorator of a model method: one ``tf.function`` per model, XLA-compiled when the model's
+    ``config.jit_compile`` says so.
+
+    The step compiles its inner function rather than using ``compile(jit_compile=True)`` because
+    XLA-compiling the whole Keras step fails under ``MirroredStrategy`` (README.md#design).
+    """
+
+    def __init__(self, method) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, model: ElectraPretrainer | None, owner: type | None = None):
+        if model is None:
+            return self
+        function = tf.function(self.method.__get__(model), jit_compile=model.config.jit_compile, reduce_retracing=True)
+        model.__dict__[self.name] = function  # built once: later lookups find it before this descriptor
+        return function
+
+    @staticmethod
+    def build_all(model: ElectraPretrainer) -> None:
+        """Create every compiled function of ``model`` now, under the scope it is built in, rather
+        than in the replicas' threads when the step is first traced (each would make its own)."""
+        for owner in type(model).__mro__:
+            for attribute in vars(owner).values():
+                if isinstance(attribute, _CompiledPerModel):
+                    attribute.__get__(model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,14 +114,17 @@ class Corruption:
 class ElectraPretrainer(keras.Model):
     """ELECTRA's generator and discriminator with shared embeddings, trainable with ``fit``.
 
-    ``special`` holds the vocab's [CLS]/[SEP]/[MASK] ids. Build the model and its optimizer under
-    the distribution strategy's scope and the mixed-precision policy you train with.
+    ``special`` holds the vocab's [CLS]/[SEP]/[MASK] ids; ``several_workers`` says whether the
+    distribution strategy spans several processes (the driver knows; see :func:`_reducible_by_keras`).
+    Build the model and its optimizer under the distribution strategy's scope and the
+    mixed-precision policy you train with.
     """
 
-    def __init__(self, config: PretrainingConfig, special: SpecialIds, **kwargs) -> None:
+    def __init__(self, config: PretrainingConfig, special: SpecialIds, several_workers: bool = False, **kwargs) -> None:
         super().__init__(name="electra_pretrainer", **kwargs)
         self.config = config
         self.special = special
+        self.several_workers = several_workers
         discriminator, generator = config.discriminator_config(), config.generator_config()
         self.noise = DropoutNoise()
         self.embeddings = SharedEmbeddings(discriminator, self.noise)
@@ -92,117 +134,57 @@ class ElectraPretrainer(keras.Model):
         self.discriminator_head = DiscriminatorHead(discriminator)
         self._metric_set = _PretrainingMetrics()
         self._thresholds = tf.constant(auc_thresholds())
-        self._gradients = tf.function(self._loss_gradients, jit_compile=config.jit_compile, reduce_retracing=True)
-        self._evaluate = tf.function(self._eval_statistics, jit_compile=config.jit_compile, reduce_retracing=True)
+        _CompiledPerModel.build_all(self)
         self.built = True
 
     # ------------------------------------------------------------------------------------------
-    # Plain forward passes (inference, export checks).
+    # The training step, top-down: train_step → loss_gradients → _objective → _corrupt.
     # ------------------------------------------------------------------------------------------
-    def discriminator_logits(self, input_ids, input_mask, segment_ids, training: bool = False) -> tf.Tensor:
-        """Replaced-token logits ``[B, S]`` (float32) of the discriminator for ``input_ids``."""
-        hidden = self.discriminator(
-            self.embeddings(input_ids, segment_ids, training=training), input_mask, training=training
-        )
-        return self.discriminator_head(hidden)
+    def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One optimizer step on this replica's share of the global batch.
 
-    def generator_logits(self, input_ids, input_mask, segment_ids, training: bool = False) -> tf.Tensor:
-        """MLM logits ``[B, S, V]`` (float32) of the generator at every position."""
-        hidden = self.generator(
-            self.embeddings(input_ids, segment_ids, training=training), input_mask, training=training
-        )
-        return self.generator_head(hidden, self.embeddings.word_embeddings)
+        Read top-down: the global denominators; :meth:`loss_gradients` (compiled) runs each
+        micro-batch's :meth:`_objective` (:meth:`_corrupt`: mask → generator → sample; then the
+        discriminator → losses) and sums the gradients; then the replicas' sum → clip → apply → metrics.
+        """
+        replica = tf.distribute.get_replica_context()
+        num_replicas = replica.num_replicas_in_sync if replica is not None else 1
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        batch = {name: data[name] for name in FEATURES}
+        local_size = batch["input_ids"].shape[0]
+        if local_size is None:
+            # Multi-worker iterators drop the static batch size; the accumulation split needs it.
+            local_size = self.config.train_batch_size // num_replicas
+            batch = {name: tf.ensure_shape(value, [local_size, *value.shape[1:]]) for name, value in batch.items()}
 
-    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        """The discriminator's logits for a batch dict (``input_ids``, ``input_mask``, ``segment_ids``)."""
-        return self.discriminator_logits(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"], training)
-
-    # ------------------------------------------------------------------------------------------
-    # The ELECTRA objective.
-    # ------------------------------------------------------------------------------------------
-    def _corrupt(self, batch: dict[str, tf.Tensor], keys: StepKeys, training: bool) -> Corruption:
-        """Mask the batch, run the generator, and write its samples at the chosen positions."""
-        config = self.config
-        input_ids, input_mask, segment_ids = (batch[name] for name in FEATURES)
-        masked = mask_batch(input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, keys)
-        with self.noise.keys_for_pass(keys.generator_dropout):
-            embedded = self.embeddings(masked.masked_ids, segment_ids, training=training)
-            generator_hidden = self.generator(embedded, input_mask, training=training)
-        at_positions = tf.gather(generator_hidden, masked.positions, batch_dims=1)
-        mlm_logits = self.generator_head(at_positions, self.embeddings.word_embeddings)
-        sampling_logits = mlm_logits
-        if config.disallow_correct:
-            sampling_logits -= 1000.0 * tf.one_hot(masked.target_ids, config.vocab_size)
-        sampled = gumbel_sample(sampling_logits, config.temperature, keys.sampling)
-        chosen = masked.weights > 0
-        fake_ids = replace_at_slots(input_ids, masked.positions, sampled, chosen)
-        replaced = scatter_slots(chosen & (sampled != masked.target_ids), masked.positions, input_ids.shape[1])
-        return Corruption(masked, mlm_logits, sampled, fake_ids, tf.cast(replaced, tf.float32))
-
-    def _objective(
-        self, batch: dict[str, tf.Tensor], keys: StepKeys, denominators: StepDenominators, training: bool
-    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """Weighted loss of one (micro-)batch and the metric statistics it contributes."""
-        config = self.config
-        input_mask, segment_ids = batch["input_mask"], batch["segment_ids"]
-        corruption = self._corrupt(batch, keys, training)
-        masked, labels = corruption.masked, corruption.labels
-
-        log_probs = tf.nn.log_softmax(corruption.mlm_logits, axis=-1)
-        target_log_probs = tf.gather(log_probs, masked.target_ids, batch_dims=2)
-        mlm_sum = -tf.reduce_sum(masked.weights * target_log_probs)
-
-        with self.noise.keys_for_pass(keys.discriminator_dropout):
-            disc_logits = self.discriminator_logits(corruption.fake_ids, input_mask, segment_ids, training)
-        token_weights = tf.cast(input_mask, tf.float32)
-        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=disc_logits)
-        disc_sum = tf.reduce_sum(bce * token_weights)
-
-        loss = config.gen_weight * mlm_sum / (denominators.masked + 1e-6) + config.disc_weight * disc_sum / (
-            denominators.tokens + 1e-6
-        )
-        predictions = tf.cast(disc_logits > 0, tf.float32)
-        mlm_predictions = tf.argmax(corruption.mlm_logits, axis=-1, output_type=tf.int32)
-        auc_counts = confusion_counts(tf.sigmoid(disc_logits), labels, token_weights, self._thresholds)
-        statistics = {
-            "mlm_loss_sum": mlm_sum,
-            "disc_loss_sum": disc_sum,
-            "masked": tf.reduce_sum(masked.weights),
-            "tokens": tf.reduce_sum(token_weights),
-            "mlm_correct": tf.reduce_sum(masked.weights * tf.cast(mlm_predictions == masked.target_ids, tf.float32)),
-            "sampled_correct": tf.reduce_sum(
-                masked.weights * tf.cast(corruption.sampled == masked.target_ids, tf.float32)
-            ),
-            "disc_correct": tf.reduce_sum(token_weights * tf.cast(predictions == labels, tf.float32)),
-            "disc_true_positive": tf.reduce_sum(token_weights * predictions * labels),
-            "disc_predicted_positive": tf.reduce_sum(token_weights * predictions),
-            "disc_positive": tf.reduce_sum(token_weights * labels),
-            **{f"auc_{kind}": value for kind, value in auc_counts.items()},
-        }
-        return loss, statistics
-
-    def replaced_token_example(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One evaluation-mode corruption of ``batch``: the ids the discriminator saw, the true
-        replaced-token labels and the discriminator's probabilities (for the TensorBoard text sample)."""
-        keys = StepKeys.derive(
-            self.config.seed, tf.constant(_EVAL_STEP, tf.int64), counter_random.fingerprint(batch["input_ids"])
-        )
-        corruption = self._corrupt(batch, keys, training=False)
-        logits = self.discriminator_logits(corruption.fake_ids, batch["input_mask"], batch["segment_ids"])
-        return {"fake_ids": corruption.fake_ids, "labels": corruption.labels, "probabilities": tf.sigmoid(logits)}
-
-    def step_denominators(self, input_ids: tf.Tensor, input_mask: tf.Tensor) -> StepDenominators:
-        """This replica's masked-slot and real-token counts (deterministic: no random draw needed)."""
-        available = tf.reduce_sum(tf.cast(candidates_mask(input_ids, input_mask, self.special), tf.int32), -1)
-        count = tf.minimum(
-            num_to_predict(input_mask, self.config.mask_prob, self.config.max_predictions_per_seq), available
-        )
-        return StepDenominators(
-            masked=tf.cast(tf.reduce_sum(count), tf.float32),
-            tokens=tf.reduce_sum(tf.cast(input_mask, tf.float32)),
+        local = self.step_denominators(batch["input_ids"], batch["input_mask"])
+        denominators = StepDenominators(*_sum_over_replicas([local.masked, local.tokens]))
+        loss_scale = _loss_scale(self.optimizer)
+        step = tf.convert_to_tensor(self.optimizer.iterations)
+        learning_rate = _current_learning_rate(self.optimizer)
+        first_example = tf.cast(replica_id, tf.int32) * local_size
+        gradients, statistics = self.loss_gradients(
+            batch, step, first_example, denominators.masked, denominators.tokens, loss_scale
         )
 
-    def _loss_gradients(
+        gradients = _sum_over_replicas(gradients)
+        # The clip sees the true gradient norm: unscaled, of the global batch.
+        norm = tf.linalg.global_norm(gradients) / loss_scale
+        factor = tf.minimum(1.0, CLIP_NORM / norm)
+        # The optimizer sums the per-replica gradients again, so hand each replica its share.
+        gradients = [g * (factor / num_replicas) for g in gradients]
+        self.optimizer.apply(gradients, self.trainable_variables)
+
+        self._metric_set.update(_sum_statistics_over_replicas(statistics))
+        logs = self._metric_set.results(self.config)
+        logs["grad_norm"] = norm
+        logs["learning_rate"] = learning_rate
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            logs["loss_scale"] = loss_scale
+        return _reducible_by_keras(logs, self.several_workers)
+
+    @_CompiledPerModel
+    def loss_gradients(
         self,
         batch: dict[str, tf.Tensor],
         step: tf.Tensor,
@@ -254,6 +236,130 @@ class ElectraPretrainer(keras.Model):
         )
         return gradients, statistics
 
+    def _objective(
+        self, batch: dict[str, tf.Tensor], keys: StepKeys, denominators: StepDenominators, training: bool
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Weighted loss of one (micro-)batch and the metric statistics it contributes."""
+        config = self.config
+        input_mask, segment_ids = batch["input_mask"], batch["segment_ids"]
+        corruption = self._corrupt(batch, keys, training)
+        masked, labels = corruption.masked, corruption.labels
+
+        log_probs = tf.nn.log_softmax(corruption.mlm_logits, axis=-1)
+        target_log_probs = tf.gather(log_probs, masked.target_ids, batch_dims=2)
+        mlm_sum = -tf.reduce_sum(masked.weights * target_log_probs)
+
+        with self.noise.keys_for_pass(keys.discriminator_dropout):
+            disc_logits = self.discriminator_logits(corruption.fake_ids, input_mask, segment_ids, training)
+        token_weights = tf.cast(input_mask, tf.float32)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=disc_logits)
+        disc_sum = tf.reduce_sum(bce * token_weights)
+
+        loss = config.gen_weight * mlm_sum / (denominators.masked + 1e-6) + config.disc_weight * disc_sum / (
+            denominators.tokens + 1e-6
+        )
+        predictions = tf.cast(disc_logits > 0, tf.float32)
+        mlm_predictions = tf.argmax(corruption.mlm_logits, axis=-1, output_type=tf.int32)
+        auc_counts = confusion_counts(tf.sigmoid(disc_logits), labels, token_weights, self._thresholds)
+        statistics = {
+            "mlm_loss_sum": mlm_sum,
+            "disc_loss_sum": disc_sum,
+            "masked": tf.reduce_sum(masked.weights),
+            "tokens": tf.reduce_sum(token_weights),
+            "mlm_correct": tf.reduce_sum(masked.weights * tf.cast(mlm_predictions == masked.target_ids, tf.float32)),
+            "sampled_correct": tf.reduce_sum(
+                masked.weights * tf.cast(corruption.sampled == masked.target_ids, tf.float32)
+            ),
+            "disc_correct": tf.reduce_sum(token_weights * tf.cast(predictions == labels, tf.float32)),
+            "disc_true_positive": tf.reduce_sum(token_weights * predictions * labels),
+            "disc_predicted_positive": tf.reduce_sum(token_weights * predictions),
+            "disc_positive": tf.reduce_sum(token_weights * labels),
+            **{f"auc_{kind}": value for kind, value in auc_counts.items()},
+        }
+        return loss, statistics
+
+    def _corrupt(self, batch: dict[str, tf.Tensor], keys: StepKeys, training: bool) -> Corruption:
+        """Mask the batch, run the generator, and write its samples at the chosen positions."""
+        config = self.config
+        input_ids, input_mask, segment_ids = (batch[name] for name in FEATURES)
+        masked = mask_batch(input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, keys)
+        with self.noise.keys_for_pass(keys.generator_dropout):
+            embedded = self.embeddings(masked.masked_ids, segment_ids, training=training)
+            generator_hidden = self.generator(embedded, input_mask, training=training)
+        at_positions = tf.gather(generator_hidden, masked.positions, batch_dims=1)
+        mlm_logits = self.generator_head(at_positions, self.embeddings.word_embeddings)
+        sampling_logits = mlm_logits
+        if config.disallow_correct:
+            sampling_logits -= 1000.0 * tf.one_hot(masked.target_ids, config.vocab_size)
+        sampled = gumbel_sample(sampling_logits, config.temperature, keys.sampling)
+        chosen = masked.weights > 0
+        fake_ids = replace_at_slots(input_ids, masked.positions, sampled, chosen)
+        replaced = scatter_slots(chosen & (sampled != masked.target_ids), masked.positions, input_ids.shape[1])
+        return Corruption(masked, mlm_logits, sampled, fake_ids, tf.cast(replaced, tf.float32))
+
+    def step_denominators(self, input_ids: tf.Tensor, input_mask: tf.Tensor) -> StepDenominators:
+        """This replica's masked-slot and real-token counts (deterministic: no random draw needed)."""
+        available = tf.reduce_sum(tf.cast(candidates_mask(input_ids, input_mask, self.special), tf.int32), -1)
+        count = tf.minimum(
+            num_to_predict(input_mask, self.config.mask_prob, self.config.max_predictions_per_seq), available
+        )
+        return StepDenominators(
+            masked=tf.cast(tf.reduce_sum(count), tf.float32),
+            tokens=tf.reduce_sum(tf.cast(input_mask, tf.float32)),
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Evaluation: the same objective without dropout, with reproducible masks.
+    # ------------------------------------------------------------------------------------------
+    def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        batch = {name: data[name] for name in FEATURES}
+        denominators = self.step_denominators(batch["input_ids"], batch["input_mask"])
+        statistics = self.eval_statistics(batch, denominators.masked, denominators.tokens)
+        self._metric_set.update(_sum_statistics_over_replicas(statistics))
+        return _reducible_by_keras(self._metric_set.results(self.config), self.several_workers)
+
+    @_CompiledPerModel
+    def eval_statistics(
+        self, batch: dict[str, tf.Tensor], masked_total: tf.Tensor, token_total: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        denominators = StepDenominators(masked=masked_total, tokens=token_total)
+        keys = StepKeys.derive(
+            self.config.seed, tf.constant(_EVAL_STEP, tf.int64), counter_random.fingerprint(batch["input_ids"])
+        )
+        _, statistics = self._objective(batch, keys, denominators, training=False)
+        return statistics
+
+    def replaced_token_example(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One evaluation-mode corruption of ``batch``: the ids the discriminator saw, the true
+        replaced-token labels and the discriminator's probabilities (for the TensorBoard text sample)."""
+        keys = StepKeys.derive(
+            self.config.seed, tf.constant(_EVAL_STEP, tf.int64), counter_random.fingerprint(batch["input_ids"])
+        )
+        corruption = self._corrupt(batch, keys, training=False)
+        logits = self.discriminator_logits(corruption.fake_ids, batch["input_mask"], batch["segment_ids"])
+        return {"fake_ids": corruption.fake_ids, "labels": corruption.labels, "probabilities": tf.sigmoid(logits)}
+
+    # ------------------------------------------------------------------------------------------
+    # Plain forward passes (inference, export checks).
+    # ------------------------------------------------------------------------------------------
+    def discriminator_logits(self, input_ids, input_mask, segment_ids, training: bool = False) -> tf.Tensor:
+        """Replaced-token logits ``[B, S]`` (float32) of the discriminator for ``input_ids``."""
+        hidden = self.discriminator(
+            self.embeddings(input_ids, segment_ids, training=training), input_mask, training=training
+        )
+        return self.discriminator_head(hidden)
+
+    def generator_logits(self, input_ids, input_mask, segment_ids, training: bool = False) -> tf.Tensor:
+        """MLM logits ``[B, S, V]`` (float32) of the generator at every position."""
+        hidden = self.generator(
+            self.embeddings(input_ids, segment_ids, training=training), input_mask, training=training
+        )
+        return self.generator_head(hidden, self.embeddings.word_embeddings)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The discriminator's logits for a batch dict (``input_ids``, ``input_mask``, ``segment_ids``)."""
+        return self.discriminator_logits(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"], training)
+
     # ------------------------------------------------------------------------------------------
     # Keras hooks.
     # ------------------------------------------------------------------------------------------
@@ -271,101 +377,27 @@ class ElectraPretrainer(keras.Model):
         (keras-team/keras#20329) and, under MirroredStrategy, hands the layers float ids.
         """
 
-    def train_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        replica = tf.distribute.get_replica_context()
-        num_replicas = replica.num_replicas_in_sync if replica is not None else 1
-        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
-        batch = {name: data[name] for name in FEATURES}
-        local_size = batch["input_ids"].shape[0]
-        if local_size is None:
-            # Multi-worker iterators drop the static batch size; the accumulation split needs it.
-            local_size = self.config.train_batch_size // num_replicas
-            batch = {name: tf.ensure_shape(value, [local_size, *value.shape[1:]]) for name, value in batch.items()}
-
-        local = self.step_denominators(batch["input_ids"], batch["input_mask"])
-        denominators = StepDenominators(*_sum_over_replicas([local.masked, local.tokens]))
-        loss_scale = _loss_scale(self.optimizer)
-        step = tf.convert_to_tensor(self.optimizer.iterations)
-        learning_rate = _current_learning_rate(self.optimizer)
-        first_example = tf.cast(replica_id, tf.int32) * local_size
-        gradients, statistics = self._gradients(
-            batch, step, first_example, denominators.masked, denominators.tokens, loss_scale
-        )
-
-        gradients = _sum_over_replicas(gradients)
-        # The clip sees the true gradient norm: unscaled, of the global batch.
-        norm = tf.linalg.global_norm(gradients) / loss_scale
-        factor = tf.minimum(1.0, CLIP_NORM / norm)
-        # The optimizer sums the per-replica gradients again, so hand each replica its share.
-        gradients = [g * (factor / num_replicas) for g in gradients]
-        self.optimizer.apply(gradients, self.trainable_variables)
-
-        self._metric_set.update(_sum_statistics_over_replicas(statistics))
-        logs = self._metric_set.results(self.config)
-        logs["grad_norm"] = norm
-        logs["learning_rate"] = learning_rate
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            logs["loss_scale"] = loss_scale
-        return _reducible_by_keras(logs)
-
-    def _eval_statistics(
-        self, batch: dict[str, tf.Tensor], masked_total: tf.Tensor, token_total: tf.Tensor
-    ) -> dict[str, tf.Tensor]:
-        denominators = StepDenominators(masked=masked_total, tokens=token_total)
-        keys = StepKeys.derive(
-            self.config.seed, tf.constant(_EVAL_STEP, tf.int64), counter_random.fingerprint(batch["input_ids"])
-        )
-        _, statistics = self._objective(batch, keys, denominators, training=False)
-        return statistics
-
-    def test_step(self, data: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        batch = {name: data[name] for name in FEATURES}
-        denominators = self.step_denominators(batch["input_ids"], batch["input_mask"])
-        statistics = self._evaluate(batch, denominators.masked, denominators.tokens)
-        self._metric_set.update(_sum_statistics_over_replicas(statistics))
-        return _reducible_by_keras(self._metric_set.results(self.config))
-
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return self._metric_set.all
 
 
 class _PretrainingMetrics:
-    """The metrics of pretraining and evaluation, named as in Google's eval results."""
+    """The step's metric objects: one per accumulated row of :data:`PRETRAINING_METRICS`, the loss derived."""
 
     def __init__(self) -> None:
-        self.mlm_loss = RatioMetric("masked_lm_loss")
-        self.disc_loss = RatioMetric("disc_loss")
-        self.mlm_accuracy = RatioMetric("masked_lm_accuracy")
-        self.sampled_accuracy = RatioMetric("sampled_masked_lm_accuracy")
-        self.disc_accuracy = RatioMetric("disc_accuracy")
-        self.disc_precision = RatioMetric("disc_precision")
-        self.disc_recall = RatioMetric("disc_recall")
-        self.disc_auc = RocAucMetric("disc_auc")
-        self.all = [
-            self.mlm_loss,
-            self.disc_loss,
-            self.mlm_accuracy,
-            self.sampled_accuracy,
-            self.disc_accuracy,
-            self.disc_precision,
-            self.disc_recall,
-            self.disc_auc,
-        ]
+        self.ratios = [(RatioMetric(spec.name), spec.ratio) for spec in PRETRAINING_METRICS if spec.ratio]
+        self.auc = RocAucMetric(AUC)
+        self.all = [metric for metric, _ in self.ratios] + [self.auc]
 
-    def update(self, s: dict[str, tf.Tensor]) -> None:
-        self.mlm_loss.update_state(s["mlm_loss_sum"], s["masked"])
-        self.disc_loss.update_state(s["disc_loss_sum"], s["tokens"])
-        self.mlm_accuracy.update_state(s["mlm_correct"], s["masked"])
-        self.sampled_accuracy.update_state(s["sampled_correct"], s["masked"])
-        self.disc_accuracy.update_state(s["disc_correct"], s["tokens"])
-        self.disc_precision.update_state(s["disc_true_positive"], s["disc_predicted_positive"])
-        self.disc_recall.update_state(s["disc_true_positive"], s["disc_positive"])
-        self.disc_auc.update_state(s["auc_tp"], s["auc_fp"], s["auc_fn"], s["auc_tn"])
+    def update(self, statistics: dict[str, tf.Tensor]) -> None:
+        for metric, (numerator, denominator) in self.ratios:
+            metric.update_state(statistics[numerator], statistics[denominator])
+        self.auc.update_state(*(statistics[f"auc_{kind}"] for kind in ("tp", "fp", "fn", "tn")))
 
     def results(self, config: PretrainingConfig) -> dict[str, tf.Tensor]:
         logs = {metric.name: metric.result() for metric in self.all}
-        logs["loss"] = config.gen_weight * logs["masked_lm_loss"] + config.disc_weight * logs["disc_loss"]
+        logs[LOSS] = config.gen_weight * logs["masked_lm_loss"] + config.disc_weight * logs["disc_loss"]
         return logs
 
 
@@ -383,11 +415,11 @@ def _sum_statistics_over_replicas(statistics: dict[str, tf.Tensor]) -> dict[str,
     return dict(zip(names, _sum_over_replicas([statistics[name] for name in names]), strict=True))
 
 
-def _reducible_by_keras(logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def _reducible_by_keras(logs: dict[str, tf.Tensor], several_workers: bool) -> dict[str, tf.Tensor]:
     """``logs`` as Keras can reduce them: across several workers it calls ``strategy.reduce(MEAN, axis=0)``,
     which fails on scalars (tensorflow/tensorflow#72388), so there each becomes a ``[1]`` vector. Every
     replica holds the same values (global sums), so the mean is exact."""
-    if spans_several_workers(tf.distribute.get_strategy()):
+    if several_workers:
         return {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
 

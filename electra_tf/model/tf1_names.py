@@ -1,8 +1,8 @@
 """Every variable of an :class:`ElectraPretrainer` under its Google TF1 checkpoint name.
 
-This is the Keras end of the one name table (``electra_tf.export.names`` maps TF1 names to
-Hugging Face's): export reads the model's weights through it, and imports (a Hugging Face export,
-a Google checkpoint) assign through it.
+This is the Keras end of the TF1 names :mod:`electra_tf.model.networks` lists (interop maps them
+to Hugging Face's): export reads the model's weights through it, and imports (a Hugging Face
+export, a Google checkpoint) assign through it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import keras
 import numpy as np
 
 from electra_tf.errors import UserError
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR, SHARED_EMBEDDINGS_SCOPE, Network, encoder_config
-from electra_tf.export.names import tf1_variable_shapes as expected_shapes
 from electra_tf.model.encoder import TransformerEncoder
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR, SHARED_EMBEDDINGS_SCOPE, Network, encoder_config
+from electra_tf.model.networks import tf1_variable_shapes as expected_shapes
 from electra_tf.model.pretrainer import ElectraPretrainer
 
 

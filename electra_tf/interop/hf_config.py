@@ -15,7 +15,7 @@ from typing import Any
 
 from electra_tf.config import ModelConfig
 from electra_tf.errors import UserError
-from electra_tf.export.names import NETWORKS, Network
+from electra_tf.model.networks import NETWORKS, Network
 
 CONFIG_FILE = "config.json"
 

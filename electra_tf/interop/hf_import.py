@@ -14,11 +14,11 @@ import numpy as np
 from absl import logging
 
 from electra_tf.errors import UserError
-from electra_tf.export.hf_config import model_config_from_hf, network_of, read_hf_config
-from electra_tf.export.imported import ImportedWeights
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR, SHARED_EMBEDDINGS_SCOPE, Network, from_hf_tensors
-from electra_tf.export.safetensors_io import read_weights
-from electra_tf.export.tokenizer_files import VOCAB_FILE
+from electra_tf.interop.hf_config import model_config_from_hf, network_of, read_hf_config
+from electra_tf.interop.hf_names import from_hf_tensors
+from electra_tf.interop.safetensors_io import read_weights
+from electra_tf.interop.tokenizer_files import VOCAB_FILE
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR, SHARED_EMBEDDINGS_SCOPE, ImportedWeights, Network
 
 
 def is_hf_export(path: Path) -> bool:

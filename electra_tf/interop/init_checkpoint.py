@@ -14,11 +14,11 @@ from pathlib import Path
 from absl import logging
 
 from electra_tf.errors import UserError
-from electra_tf.export.google_checkpoint import read_google_checkpoint
-from electra_tf.export.hf_import import is_hf_export, read_hf_export
-from electra_tf.export.imported import ImportedWeights
-from electra_tf.export.names import NETWORKS, SHARED_EMBEDDINGS_SCOPE, check_weights, encoder_config
-from electra_tf.export.names import tf1_variable_shapes as expected_shapes
+from electra_tf.interop.google_import import read_google_checkpoint
+from electra_tf.interop.hf_import import is_hf_export, read_hf_export
+from electra_tf.interop.hf_names import check_weights
+from electra_tf.model.networks import NETWORKS, SHARED_EMBEDDINGS_SCOPE, ImportedWeights, encoder_config
+from electra_tf.model.networks import tf1_variable_shapes as expected_shapes
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model.tf1_names import assign_tf1_weights
 from electra_tf.tokenization import Vocab

@@ -16,21 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from electra_tf.config import ModelConfig, PretrainingConfig
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR, Network, encoder_config, tf1_variable_shapes
+from electra_tf.model.metrics import card_rows
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR, Network, encoder_config, tf1_variable_shapes
 
-# eval_results.json keys (Google's metric names, docs/algorithm.md#evaluation-metrics) and their card labels.
-_DISCRIMINATOR_METRICS = {
-    "disc_accuracy": "Accuracy",
-    "disc_precision": "Precision",
-    "disc_recall": "Recall",
-    "disc_auc": "AUC",
-    "disc_loss": "Loss",
-}
-_GENERATOR_METRICS = {
-    "masked_lm_accuracy": "MLM accuracy",
-    "sampled_masked_lm_accuracy": "Sampled-token accuracy",
-    "masked_lm_loss": "MLM loss",
-}
 EVAL_STEP_KEY = "global_step"
 
 FAKE_SENTENCE = "El rápido zorro marrón amar sobre el perro perezoso"
@@ -144,8 +132,7 @@ def _details_section(network: Network, encoder: ModelConfig, config: Pretraining
 def _evaluation_section(network: Network, facts: CardFacts) -> str:
     if not facts.eval_results:
         return ""
-    metrics = _DISCRIMINATOR_METRICS | _GENERATOR_METRICS if network is DISCRIMINATOR else _GENERATOR_METRICS
-    rows = [(label, _score(facts.eval_results[key])) for key, label in metrics.items() if key in facts.eval_results]
+    rows = [(label, _score(value)) for label, value in card_rows(network, facts.eval_results)]
     if not rows:
         return ""
     step = facts.eval_results.get(EVAL_STEP_KEY)

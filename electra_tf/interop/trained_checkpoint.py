@@ -1,28 +1,24 @@
-"""Export a trained model directory (``run_pretraining.py --model-dir``) to Hugging Face.
+"""The weights and step of a training checkpoint (``MODEL_DIR/checkpoints/ckpt-N``), for export.
 
-The model is rebuilt from ``MODEL_DIR/config.json`` in float32 (whatever precision it was trained
-in: mixed-precision variables are float32 anyway), its weights restored from a checkpoint (the
-newest by default), and both networks written by :func:`export_weights` with the model's vocab,
-its last evaluation and a summary of its training data for the model cards.
+The model is rebuilt from its config in float32 (whatever precision it was trained in:
+mixed-precision variables are float32 anyway) and its weights restored from the checkpoint the user
+names, or the newest on disk.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from electra_tf.checkpoint_recovery import stored_checkpoints
 from electra_tf.config import PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.export.exporter import export_weights
 from electra_tf.model.masking import SpecialIds
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model.tf1_names import tf1_variables, tf1_weights
@@ -36,43 +32,6 @@ _STEP_KEYS = (
     "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE",
 )
 _NUMBERED_CHECKPOINT = re.compile(r"-(\d+)$")
-
-
-def export_model_dir(
-    model_dir: str | Path,
-    output_dir: str | Path,
-    checkpoint: str | Path | None = None,
-    hub_repo_prefix: str | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write ``output_dir/discriminator`` and ``output_dir/generator`` from the model in ``model_dir``.
-
-    ``checkpoint`` is a checkpoint prefix (e.g. ``MODEL_DIR/checkpoints/ckpt-20000``); by default
-    the newest in ``MODEL_DIR/checkpoints``. See :func:`export_weights` for ``hub_repo_prefix`` and
-    ``overwrite``. Returns the output path.
-    """
-    directory = ModelDirectory(model_dir)
-    if not directory.path.is_dir():
-        raise UserError(f"model directory {directory.path} not found.")
-    config = directory.require_config()
-    if not directory.vocab_file.is_file():
-        raise UserError(f"{directory.path} has no vocab.txt; the export needs the vocab the model was trained with.")
-    vocab = Vocab.load(directory.vocab_file)
-    prefix = checkpoint_to_export(directory, checkpoint)
-    weights = restored_weights(config, vocab, prefix)
-    step = checkpoint_step(prefix)
-    logging.info("Exporting %s (step %s).", prefix, step if step is not None else "unknown")
-    return export_weights(
-        weights,
-        config,
-        vocab,
-        output_dir,
-        eval_results=_eval_results_for(directory, step),
-        trained_steps=step,
-        training_data=describe_training_data(directory.training_data()),
-        hub_repo_prefix=hub_repo_prefix,
-        overwrite=overwrite,
-    )
 
 
 def checkpoint_to_export(directory: ModelDirectory, checkpoint: str | Path | None) -> str:
@@ -110,7 +69,7 @@ def _newest_on_disk(folder: Path) -> str | None:
 def restored_weights(config: PretrainingConfig, vocab: Vocab, prefix: str) -> dict[str, np.ndarray]:
     """The TF1-named float32 weights of the pretrainer described by ``config``, restored from ``prefix``."""
     with _float32_policy():
-        model = ElectraPretrainer(config, SpecialIds(cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id))
+        model = ElectraPretrainer(config, SpecialIds.from_vocab(vocab))
     _check_checkpoint_reaches_every_variable(model)
     try:
         status = tf.train.Checkpoint(model=model).restore(prefix)
@@ -153,39 +112,6 @@ def checkpoint_step(prefix: str) -> int | None:
         raise UserError(f"cannot read the checkpoint {prefix}: {error}; it may be corrupt.") from None
     numbered = _NUMBERED_CHECKPOINT.search(prefix)
     return int(numbered.group(1)) if numbered else None
-
-
-def describe_training_data(summary: Mapping[str, Any] | None) -> str | None:
-    """One sentence about the pretraining data for the model card, from ``training_data.json``."""
-    if not summary:
-        return None
-    data_dir = summary.get("data_dir")
-    counts = [
-        f"{name.replace('_', ' ')}: {value:,}"
-        for name, value in sorted(summary.items())
-        if isinstance(value, int) and not isinstance(value, bool)
-    ]
-    sentence = f"the pretraining dataset `{Path(data_dir).name}`" if data_dir else "the pretraining dataset"
-    if counts:
-        sentence += f" ({'; '.join(counts)})"
-    return sentence + "."
-
-
-def _eval_results_for(directory: ModelDirectory, step: int | None) -> dict[str, Any] | None:
-    """``eval_results.json``, with a warning when it was measured at another step than the export's."""
-    results = directory.eval_results()
-    if results is None:
-        logging.info("No eval_results.json in %s: the model cards will have no evaluation table.", directory.path)
-        return None
-    evaluated_at = results.get("global_step")
-    if step is not None and evaluated_at is not None and evaluated_at != step:
-        logging.warning(
-            "eval_results.json was measured at step %s, the exported checkpoint is at step %d; the model cards "
-            "state the step of the evaluation.",
-            evaluated_at,
-            step,
-        )
-    return results
 
 
 @contextmanager

@@ -15,9 +15,8 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf.errors import UserError
-from electra_tf.export.imported import ImportedWeights
-from electra_tf.export.names import DISCRIMINATOR, GENERATOR, NETWORKS, Network
-from electra_tf.export.tokenizer_files import VOCAB_FILE
+from electra_tf.interop.tokenizer_files import VOCAB_FILE
+from electra_tf.model.networks import DISCRIMINATOR, GENERATOR, NETWORKS, ImportedWeights, Network
 
 _OPTIMIZER_SLOT_SUFFIXES = ("/adam_m", "/adam_v")
 _MODEL_SCOPES = (
