@@ -152,6 +152,7 @@ def build_records(args: argparse.Namespace, results: Results) -> Path:
                 f"--output-dir={data_dir}",
                 "--eval-fraction=0.02",
                 "--max-seq-length=128",
+                "--packing=google",  # Google's records, the same whichever version of electra_tf builds them
                 "--seed=0",
             ],
             args.work_dir / "logs" / "build.log",
