@@ -20,7 +20,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     commands = _readme_commands()
     assert len(commands) == 2, commands
     quickstart, tests = commands
-    assert "electra_tf.quickstart" in quickstart
+    assert "electra_tf.cli.quickstart" in quickstart
     assert "pytest" in tests
     ci_script = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert f"'{tests}'" in ci_script

@@ -17,7 +17,7 @@ def test_quickstart_builds_trains_evaluates_exports_and_runs_the_usage_example(t
         [
             sys.executable,
             "-m",
-            "electra_tf.quickstart",
+            "electra_tf.cli.quickstart",
             f"--output-dir={out}",
             "--num-train-steps=4",
             "--train-batch-size=4",

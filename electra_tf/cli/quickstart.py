@@ -1,4 +1,4 @@
-"""The whole job on the embedded sample, in a few minutes on a laptop CPU: ``python -m electra_tf.quickstart``.
+"""The whole job on the embedded sample, in a few minutes on a laptop CPU: ``python -m electra_tf.cli.quickstart``.
 
 It runs the project's own command-line tools, printing each command as it goes so the user sees the
 real commands to use on their own corpus:
