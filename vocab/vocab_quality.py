@@ -7,13 +7,12 @@ which the project's tokenizer matches (tests/test_tokenization.py). Held-out tex
 training corpora: UD Spanish AnCora dev+test sentences (general news) and the CANTEMIST test
 clinical cases (kept out of the shared biomedical corpus).
 
-    python vocab/vocab_quality.py                   # the default vocab next to BETO's cased vocab
-    python vocab/vocab_quality.py --vocab MY.txt:lower+strip --labeled-dir DIR
+    python vocab/vocab_quality.py --labeled-dir DIR   # the default vocab
+    python vocab/vocab_quality.py --labeled-dir DIR --vocab vocab/vocab.txt:lower+strip --vocab BETO.txt:cased
 
-The held-out sets and BETO's vocab are the project's shared data in ``../shared/data`` beside the
-checkout (its CI has them; their licences keep them out of the repository); elsewhere pass
-``--labeled-dir`` (a folder with ``ud_es_ancora/*.conllu`` and ``cantemist_ner/test/*.txt``) and
-``--vocab``.
+The held-out sets are not in the repository (their licences keep them out): pass ``--labeled-dir``, a
+folder with ``ud_es_ancora/*.conllu`` (UD Spanish AnCora) and ``cantemist_ner/test/*.txt`` (CANTEMIST),
+and any other vocab to compare with ``--vocab`` (for example BETO's cased ``vocab.txt``).
 """
 
 from __future__ import annotations
@@ -23,23 +22,22 @@ from pathlib import Path
 from absl import flags
 from tokenizers import BertWordPieceTokenizer
 
-from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT
+from electra_tf import DEFAULT_VOCAB_FILE
 from electra_tf.cli.common import flag, run_main
 from electra_tf.errors import UserError
 from electra_tf.tokenization import Vocab
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 SETTINGS = {"lower+strip": (True, True), "lower-keep": (True, False), "cased": (False, False)}
 
 flags.DEFINE_multi_string(
     "vocab",
-    [f"{DEFAULT_VOCAB_FILE}:lower+strip", f"{SHARED_DATA / 'vocab' / 'beto_cased_vocab.txt'}:cased"],
+    [f"{DEFAULT_VOCAB_FILE}:lower+strip"],
     f"VOCAB_FILE:SETTING, repeatable; SETTING is one of {', '.join(SETTINGS)}.",
 )
 flags.DEFINE_string(
     "labeled-dir",
-    str(SHARED_DATA / "labeled"),
-    "Folder with the held-out text: ud_es_ancora/*.conllu and cantemist_ner/test/*.txt.",
+    None,
+    "Required. Folder with the held-out text: ud_es_ancora/*.conllu and cantemist_ner/test/*.txt.",
 )
 
 
@@ -79,6 +77,8 @@ def quality(tokenizer: BertWordPieceTokenizer, unk_id: int, lines: list[str]) ->
 
 
 def main() -> None:
+    if flag("labeled-dir") is None:
+        raise UserError("--labeled-dir is required (a folder with ud_es_ancora/*.conllu and cantemist_ner/test/*.txt).")
     texts = held_out_texts(Path(flag("labeled-dir")))
     print("| vocab | setting | entries | text | words | pieces/word | [UNK] words |")
     print("|---|---|---:|---|---:|---:|---:|")
