@@ -20,8 +20,9 @@ The recipe is electra_tf's fine-tuning defaults, which restate Google's:
 - ``lr(t) = peak·(1 − t/T)·min(1, t/W)`` with W = 10% of the T steps (``ElectraLearningRate``),
   global-norm gradient clipping at 1.0, 3 epochs of batches of 32, dropout as in the model config;
 - batches of length-sorted inputs padded to ``buckets.bucket_lengths(max_seq_length)``, the last
-  partial batch kept, their order shuffled each epoch from the seed; ``torch.manual_seed(seed)``
-  before the head is initialised;
+  partial batch kept; each epoch orders equal lengths at random and shuffles the batches, both from
+  ``(seed, epoch)`` (:func:`batch_plan`, electra_tf's plan); ``torch.manual_seed(seed)`` before the
+  head is initialised;
 - dev scores after each epoch; the best epoch's weights are scored on test.
 
 Throughput is training inputs (windows for tagging) per second of the training loop alone: batches
@@ -267,15 +268,28 @@ def encode_split(
     return EncodedSplit(examples, encode_classification(examples, label_to_id, tokenize, special, length))
 
 
+def batch_plan(lengths: Sequence[int], batch_size: int, seed: int | None = None, epoch: int = 0) -> list[list[int]]:
+    """The input indices of each batch, as electra_tf's fine-tuning plans them: sorted by length, cut into
+    ``batch_size`` runs (the last partial).
+
+    With a ``seed``, one generator drawn from ``(seed, epoch)`` first orders equal lengths at random and
+    then shuffles the batches; without (evaluation), equal lengths keep their input order and the
+    batches run from shortest to longest.
+    """
+    rng = None if seed is None else np.random.default_rng([seed, epoch])
+    tie_break = np.arange(len(lengths)) if rng is None else rng.permutation(len(lengths))
+    order = np.lexsort((tie_break, np.asarray(lengths))).tolist()
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return batches if rng is None else [batches[index] for index in rng.permutation(len(batches))]
+
+
 def make_batches(
-    inputs: Sequence[ModelInput], batch_size: int, max_seq_length: int, pad_id: int
+    inputs: Sequence[ModelInput], plan: Sequence[Sequence[int]], max_seq_length: int, pad_id: int
 ) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
-    """Length-sorted batches (the last one partial), each padded to its bucket: ``(indices, tensors)``."""
+    """The batches of ``plan``, each padded to the smallest bucket that holds it: ``(indices, tensors)``."""
     buckets = bucket_lengths(max_seq_length)
-    order = sorted(range(len(inputs)), key=lambda index: len(inputs[index].input_ids))
     batches = []
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
+    for indices in plan:
         members = [inputs[index] for index in indices]
         length = padded_length((len(member.input_ids) for member in members), buckets)
         ids = np.full((len(members), length), pad_id, np.int64)
@@ -291,13 +305,16 @@ def make_batches(
             else:
                 labels[row] = member.label_id
         tensors = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments, "labels": labels}
-        batches.append((indices, {key: torch.from_numpy(value) for key, value in tensors.items()}))
+        batches.append((list(indices), {key: torch.from_numpy(value) for key, value in tensors.items()}))
     return batches
 
 
-def epoch_order(num_batches: int, seed: int, epoch: int) -> list[int]:
-    """The batch order of one epoch: a permutation drawn from ``(seed, epoch)``."""
-    return np.random.default_rng([seed, epoch]).permutation(num_batches).tolist()
+def split_batches(
+    inputs: Sequence[ModelInput], recipe: Recipe, pad_id: int, seed: int | None = None, epoch: int = 0
+) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+    """A split's batches for one epoch of training (``seed`` given) or for evaluation."""
+    plan = batch_plan([len(item.input_ids) for item in inputs], recipe.train_batch_size, seed, epoch)
+    return make_batches(inputs, plan, recipe.max_seq_length, pad_id)
 
 
 def loss_of(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -392,21 +409,20 @@ def run_trial(data: TaskData, recipe: Recipe, seed: int, log: Callable[[str], No
     model = load_model(data.model_dir, data.kind, data.labels)
     groups = parameter_groups(model, recipe.layerwise_lr_decay, recipe.weight_decay_rate)
     optimizer = AdamWeightDecay(groups, betas=(0.9, 0.999), eps=1e-6)
-    batch_size, length = recipe.train_batch_size, recipe.max_seq_length
-    train_batches = [tensors for _, tensors in make_batches(data.train.inputs, batch_size, length, data.pad_id)]
-    dev_batches = make_batches(data.dev.inputs, batch_size, length, data.pad_id)
-    total_steps = recipe.num_train_epochs * len(train_batches)
+    steps_per_epoch = -(-len(data.train.inputs) // recipe.train_batch_size)
+    total_steps = recipe.num_train_epochs * steps_per_epoch
     warmup_steps = int(total_steps * recipe.warmup_proportion)
 
     def schedule(step: int) -> float:
         return learning_rate(step, recipe.learning_rate, total_steps, warmup_steps)
 
+    dev_batches = split_batches(data.dev.inputs, recipe, data.pad_id)
     train_seconds, dev_scores, losses = 0.0, [], []
     best_score, best_state, best_epoch = -math.inf, None, 0
     for epoch in range(recipe.num_train_epochs):
-        ordered = [train_batches[index] for index in epoch_order(len(train_batches), seed, epoch)]
+        batches = [tensors for _, tensors in split_batches(data.train.inputs, recipe, data.pad_id, seed, epoch)]
         start = time.perf_counter()
-        epoch_losses = list(train_steps(model, optimizer, ordered, schedule, epoch * len(train_batches)))
+        epoch_losses = list(train_steps(model, optimizer, batches, schedule, epoch * steps_per_epoch))
         train_seconds += time.perf_counter() - start
         losses.append(statistics.fmean(epoch_losses))
         dev = score(data.metric, data.kind, data.dev, predict(model, dev_batches), data.labels)
@@ -418,7 +434,7 @@ def run_trial(data: TaskData, recipe: Recipe, seed: int, log: Callable[[str], No
     model.load_state_dict(best_state)
     test = None
     if data.test.inputs:
-        test_batches = make_batches(data.test.inputs, batch_size, length, data.pad_id)
+        test_batches = split_batches(data.test.inputs, recipe, data.pad_id)
         test = score(data.metric, data.kind, data.test, predict(model, test_batches), data.labels)
     trained = recipe.num_train_epochs * len(data.train.inputs)
     return {
@@ -440,11 +456,15 @@ def prepare(
     max_seq_length: int,
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
+    split_seed: int = 0,
 ) -> tuple[TaskData, Splits]:
-    """Load and encode the task's splits with the directory's tokenizer (optionally only the first examples)."""
+    """Load and encode the task's splits with the directory's tokenizer (optionally only the first examples).
+
+    ``split_seed`` draws the dev slice of a task without a dev split (electra_tf's ``--seed``).
+    """
     model_dir = discriminator_dir(model_dir)
     task = get_task(task_name)
-    splits = load_splits(task, data_dir)
+    splits = load_splits(task, data_dir, seed=split_seed)
     tokenize, special = hf_tokenizer(model_dir)
 
     def encode(examples: list[Any], limit: int | None) -> EncodedSplit:
@@ -468,7 +488,13 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     seeds = parse_seeds(args.seeds)
     data, splits = prepare(
-        args.model_dir, args.task, args.data_dir, args.max_seq_length, args.max_train_examples, args.max_eval_examples
+        args.model_dir,
+        args.task,
+        args.data_dir,
+        args.max_seq_length,
+        args.max_train_examples,
+        args.max_eval_examples,
+        args.split_seed,
     )
     config = ElectraConfig.from_pretrained(str(data.model_dir))
     default_rate, default_decay = default_learning_rate_and_decay(config)
@@ -537,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight-decay rate")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch.set_num_threads")
     parser.add_argument("--max-train-examples", type=int, help="train on the first N training examples only")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of a dev slice (electra_tf's --seed)")
     parser.add_argument("--max-eval-examples", type=int, help="score the first N dev and test examples only")
     return parser
 

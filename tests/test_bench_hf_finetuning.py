@@ -228,7 +228,8 @@ def test_tokenizer_gives_electra_tf_ids_on_betos_vocab(tmp_path):
 def test_a_few_steps_lower_the_loss(model_dir, ner_dir, classification_dir, task):
     kind, folder = (TAGGING, ner_dir) if task == "conll2002_ner" else (CLASSIFICATION, classification_dir)
     data, _ = hf.prepare(model_dir, task, folder, max_seq_length=32)
-    batches = [tensors for _, tensors in hf.make_batches(data.train.inputs, 16, 32, data.pad_id)]
+    recipe = hf.Recipe(learning_rate=1e-3, layerwise_lr_decay=0.8, train_batch_size=16, max_seq_length=32)
+    batches = [tensors for _, tensors in hf.split_batches(data.train.inputs, recipe, data.pad_id)]
     torch.manual_seed(0)
     model = hf.load_model(data.model_dir, kind, data.labels)
     assert isinstance(model, hf.ElectraForTokenClassification if kind == TAGGING else ElectraForSequenceClassification)
@@ -237,23 +238,38 @@ def test_a_few_steps_lower_the_loss(model_dir, ner_dir, classification_dir, task
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_batches_are_length_sorted_buckets_with_every_input_once(model_dir, ner_dir):
+def test_batch_plan_sorts_by_length_and_shuffles_each_epoch_from_the_seed():
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(3, 12, size=53).tolist()
+    evaluation = hf.batch_plan(lengths, 10)
+    assert [len(batch) for batch in evaluation] == [10, 10, 10, 10, 10, 3]
+    flat = [index for batch in evaluation for index in batch]
+    assert flat == sorted(range(53), key=lambda index: (lengths[index], index))  # ties in input order
+    epochs = [hf.batch_plan(lengths, 10, seed=1, epoch=epoch) for epoch in range(3)]
+    assert epochs[0] == hf.batch_plan(lengths, 10, seed=1, epoch=0)  # reproducible
+    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != hf.batch_plan(lengths, 10, seed=2, epoch=0)
+    for plan in epochs:
+        assert sorted(index for batch in plan for index in batch) == list(range(53))
+        # Each batch is a run of the length-sorted order: put back in length order, they tile it.
+        by_length = sorted(plan, key=lambda batch: (min(lengths[i] for i in batch), max(lengths[i] for i in batch)))
+        runs = [sorted(lengths[index] for index in batch) for batch in by_length]
+        assert [length for run in runs for length in run] == sorted(lengths)
+
+
+def test_batches_are_padded_to_their_bucket(model_dir, ner_dir):
     data, _ = hf.prepare(model_dir, "conll2002_ner", ner_dir, max_seq_length=64)
-    batches = hf.make_batches(data.train.inputs, 10, 64, data.pad_id)
-    indices = [index for batch_indices, _ in batches for index in batch_indices]
-    assert sorted(indices) == list(range(len(data.train.inputs)))
-    lengths = [len(data.train.inputs[index].input_ids) for index in indices]
-    assert lengths == sorted(lengths)
-    for batch_indices, tensors in batches:
-        assert tensors["input_ids"].shape[1] in (32, 64)
+    plan = hf.batch_plan([len(window.input_ids) for window in data.train.inputs], 10, seed=3)
+    for batch_indices, tensors in hf.make_batches(data.train.inputs, plan, 64, data.pad_id):
+        longest = max(len(data.train.inputs[index].input_ids) for index in batch_indices)
+        width = 32 if longest <= 32 else 64
+        assert tensors["input_ids"].shape[1] == width
         for row, index in enumerate(batch_indices):
             window = data.train.inputs[index]
-            size = len(window.input_ids)
-            assert tensors["input_ids"][row, :size].tolist() == window.input_ids
-            assert tensors["labels"][row, :size].tolist() == window.label_ids
-            assert tensors["attention_mask"][row].sum() == size
-    assert hf.epoch_order(len(batches), 1, 0) != hf.epoch_order(len(batches), 1, 1)
-    assert hf.epoch_order(len(batches), 1, 0) == hf.epoch_order(len(batches), 1, 0)
+            padding = width - len(window.input_ids)
+            assert tensors["input_ids"][row].tolist() == window.input_ids + [data.pad_id] * padding
+            assert tensors["token_type_ids"][row].tolist() == window.segment_ids + [0] * padding
+            assert tensors["labels"][row].tolist() == window.label_ids + [hf.IGNORE] * padding
+            assert tensors["attention_mask"][row].tolist() == [1] * len(window.input_ids) + [0] * padding
 
 
 def test_end_to_end_on_a_tagging_fixture_writes_the_results(model_dir, ner_dir, tmp_path):
