@@ -480,6 +480,8 @@ def prepare(
         test=encode(splits.test, max_eval_examples),
         pad_id=special.pad_id,
     )
+    if not data.train.inputs or not data.dev.inputs:
+        raise UserError(f"{data_dir}: no training or no dev examples left to fine-tune {task_name} with.")
     return data, splits
 
 

@@ -305,6 +305,8 @@ def test_user_mistakes_are_one_line_errors(tmp_path, model_dir, ner_dir):
         hf.parse_seeds("1;2")
     with pytest.raises(UserError, match="repeated"):
         hf.parse_seeds("1,1")
+    with pytest.raises(UserError, match="no training or no dev examples"):
+        hf.prepare(model_dir, "conll2002_ner", ner_dir, max_seq_length=32, max_train_examples=0)
     with pytest.raises(UserError, match="learning rate"):
         hf.Recipe(learning_rate=0.0, layerwise_lr_decay=0.8)
     with pytest.raises(SystemExit, match=r"^error: unknown task"):
