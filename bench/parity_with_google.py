@@ -40,16 +40,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-from electra_tf.atomic_io import write_json_atomically  # noqa: E402
+from stages import REPO_ROOT, Results, logger, run_command
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "parity_results.json"
@@ -85,34 +80,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-class Results:
-    """The durable record of finished stages: ``{"runs": {run: {...}}, "data": {...}}``, written atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.values: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-
-    def run(self, name: str) -> dict[str, Any]:
-        return self.values["runs"].setdefault(name, {})
-
-    def save(self) -> None:
-        write_json_atomically(self.path, self.values)
-
-
-def log(message: str) -> None:
-    print(f"[parity {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def run_command(command: list[str], log_file: Path, env: dict[str, str] | None = None) -> float:
-    """Run ``command`` with its output in ``log_file``; returns the wall time; stops on failure."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with open(log_file, "w", encoding="utf-8") as output:
-        status = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=env, check=False).returncode
-    if status != 0:
-        tail = log_file.read_text(encoding="utf-8", errors="replace")[-3000:]
-        sys.exit(f"error: {' '.join(command[:3])} ... failed (status {status}); see {log_file}:\n{tail}")
-    return time.perf_counter() - start
+log = logger("parity")
 
 
 def slice_corpus(corpus: Path, output: Path, keep_every: int) -> None:
@@ -192,7 +160,7 @@ def train(args: argparse.Namespace, results: Results, data_dir: Path, code: str,
     """Train one run (skipped when already finished); returns its checkpoint directory."""
     name = f"{config}/{code}/seed{seed}"
     run_dir = args.work_dir / "runs" / config / code / f"seed{seed}"
-    record = results.run(name)
+    record = results.section("runs", name)
     checkpoints = run_dir / "models" / "google" if code == "google" else run_dir / "checkpoints"
     if "train_wall_s" in record:
         return checkpoints
@@ -236,7 +204,7 @@ def score(args: argparse.Namespace, results: Results, data_dir: Path, code: str,
     """Score every kept checkpoint of one run with electra_tf's evaluator (each step once)."""
     name = f"{config}/{code}/seed{seed}"
     checkpoints = train(args, results, data_dir, code, config, seed)
-    record = results.run(name)
+    record = results.section("runs", name)
     scores = record.setdefault("eval", {})
     for step in range(args.save_every, args.num_train_steps + 1, args.save_every):
         if str(step) in scores:
@@ -337,7 +305,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    results = Results(args.results)
+    results = Results(args.results, {"runs": {}})
     if not args.report:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         data_dir = build_records(args, results)
