@@ -166,17 +166,25 @@ class TrainingLogger(StepCallback):
         self.model.reset_metrics()
         self._window_start_time, self._window_start_step = time.perf_counter(), step
 
+    def leave_out(self, seconds: float) -> None:
+        """Leave ``seconds`` spent on other work (an evaluation) out of the window's throughput and ETA."""
+        self._window_start_time += seconds
+
 
 class PeriodicEvaluation(StepCallback):
-    """Runs ``evaluate`` (an :class:`electra_tf.training.Evaluator`) every ``every`` steps while training."""
+    """Runs ``evaluate`` (an :class:`electra_tf.training.Evaluator`) every ``every`` steps while training,
+    and hands the seconds it took to ``took`` (the logger's :meth:`TrainingLogger.leave_out`)."""
 
-    def __init__(self, every: int, evaluate: Callable[[], dict]) -> None:
+    def __init__(self, every: int, evaluate: Callable[[], dict], took: Callable[[float], None]) -> None:
         super().__init__(every)
         self.evaluate = evaluate
+        self.took = took
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         if self.due(self.current_step()):
+            start = time.perf_counter()
             self.evaluate()
+            self.took(time.perf_counter() - start)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -234,21 +234,21 @@ def training_callbacks(
     callbacks.append(CheckpointSaver(manager, config.save_checkpoints_steps))
     # 3. The logger owns the training-metric window: it reports the window's metrics, then resets them
     #    (nothing else does: evaluation puts back the window it interrupts, see evaluate_aside).
-    callbacks.append(
-        TrainingLogger(
-            every=config.log_every_steps,
-            writer=writer,
-            total_steps=config.num_train_steps,
-            examples_per_step=config.train_batch_size,
-            tokens_per_example=config.max_seq_length,
-            flops_per_example=flops_per_example,
-            peak_flops=peak_flops,
-            sample_text=sample_text,
-        )
+    logger = TrainingLogger(
+        every=config.log_every_steps,
+        writer=writer,
+        total_steps=config.num_train_steps,
+        examples_per_step=config.train_batch_size,
+        tokens_per_example=config.max_seq_length,
+        flops_per_example=flops_per_example,
+        peak_flops=peak_flops,
+        sample_text=sample_text,
     )
+    callbacks.append(logger)
     if config.eval_every_steps:
         # 4. Last, after the logger: when both are due, the step's log line comes before the eval table.
-        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator))
+        #    Its time is left out of the window's throughput.
+        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator, took=logger.leave_out))
     return callbacks
 
 

@@ -35,7 +35,7 @@ def _dataset(seeds: range) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(columns).batch(GLOBAL_BATCH, drop_remainder=True)
 
 
-def _logged_window(train_dir: Path) -> dict[str, float]:
+def logged_window(train_dir: Path) -> dict[str, float]:
     """The scalars of the one window the logger wrote (at step ``STEPS``)."""
     values = {}
     for event_file in train_dir.glob("events.*"):
@@ -85,7 +85,7 @@ def logged_windows(strategy: tf.distribute.Strategy) -> dict[str, dict]:
             callbacks = training_callbacks(run_config, None, writer, 1, None, None, evaluator)
             model.fit(_dataset(range(STEPS)), epochs=1, steps_per_epoch=STEPS, callbacks=callbacks, verbose=0)
             writer.close()
-            report[run] = {"window": _logged_window(folder), "evaluations": len(evaluations)}
+            report[run] = {"window": logged_window(folder), "evaluations": len(evaluations)}
     return report
 
 
