@@ -14,17 +14,12 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+from conftest import LOGICAL_CPUS, configure_logical_cpus
 
-LOGICAL_CPUS = 2
 GLOBAL_BATCH = 8
 STEPS = 4
 EVAL_AT = 3
 EVAL_STEPS = 2
-
-
-def _configure_logical_cpus() -> None:
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS)
 
 
 def _dataset(seeds: range) -> tf.data.Dataset:
@@ -117,11 +112,11 @@ def replica_copies_round_trip(strategy: tf.distribute.Strategy) -> dict[str, lis
 
 
 def main() -> None:
-    _configure_logical_cpus()
+    devices = configure_logical_cpus()
     import keras
 
     keras.mixed_precision.set_dtype_policy("float32")
-    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(LOGICAL_CPUS)])
+    strategy = tf.distribute.MirroredStrategy(devices)
     assert strategy.num_replicas_in_sync == LOGICAL_CPUS
     report = {"replica_copies": replica_copies_round_trip(strategy), "windows": logged_windows(strategy)}
     json.dump(report, sys.stdout)

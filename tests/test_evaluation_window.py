@@ -7,17 +7,14 @@ replica holds its own SUM-aggregated copy of every metric variable; and its time
 in the window's throughput.
 """
 
-import json
-import subprocess
-import sys
 import types
-from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from conftest import run_json_script, tiny
 from evaluation_window import logged_window, logged_windows
 
-from electra_tf import REPO_ROOT, callbacks
+from electra_tf import callbacks
 from electra_tf.model.metrics import EVALUATED_METRICS, GRAD_NORM, LEARNING_RATE
 from electra_tf.training import training_callbacks
 
@@ -40,15 +37,7 @@ def test_an_evaluation_leaves_the_logged_training_window_whole_on_one_device():
 
 def test_an_evaluation_leaves_the_logged_training_window_whole_under_mirrored_strategy():
     """2 logical CPUs: each replica's copy of the metric variables is set aside and put back."""
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "evaluation_window.py")],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_json_script("evaluation_window.py")
     copies = report["replica_copies"]
     assert copies["before"] == [1.0, 2.0, 10.0, 10.0]  # numerator and denominator, one copy per replica
     assert copies["after"] == copies["before"]
@@ -58,8 +47,6 @@ def test_an_evaluation_leaves_the_logged_training_window_whole_under_mirrored_st
 def test_the_time_an_evaluation_takes_is_left_out_of_the_window_throughput(monkeypatch, tmp_path):
     """A fake clock: each step takes 1 s, the evaluation at step 3 takes 100 s; the window of steps
     1-4 reports 4 steps' examples over 4 s."""
-    from conftest import tiny
-
     clock = [0.0]
     monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
 
