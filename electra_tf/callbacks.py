@@ -12,7 +12,15 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf.errors import UserError
-from electra_tf.model.metrics import LOGGED_METRICS
+from electra_tf.model.metrics import (
+    AUC,
+    DISC_LOSS,
+    LEARNING_RATE,
+    LOGGED_METRICS,
+    LOSS,
+    MLM_ACCURACY,
+    MLM_LOSS,
+)
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -138,12 +146,12 @@ class TrainingLogger(StepCallback):
             "step %d/%d  loss %.4f  mlm %.4f (acc %.3f)  disc %.4f (auc %.3f)  lr %.3g  %.1f ex/s%s  ETA %s",
             step,
             self.total_steps,
-            values.get("loss", math.nan),
-            values.get("masked_lm_loss", math.nan),
-            values.get("masked_lm_accuracy", math.nan),
-            values.get("disc_loss", math.nan),
-            values.get("disc_auc", math.nan),
-            values.get("learning_rate", math.nan),
+            values.get(LOSS, math.nan),
+            values.get(MLM_LOSS, math.nan),
+            values.get(MLM_ACCURACY, math.nan),
+            values.get(DISC_LOSS, math.nan),
+            values.get(AUC, math.nan),
+            values.get(LEARNING_RATE, math.nan),
             examples_per_second,
             f"  MFU {values['mfu']:.1%}" if "mfu" in values else "",
             _duration(eta),
@@ -158,17 +166,25 @@ class TrainingLogger(StepCallback):
         self.model.reset_metrics()
         self._window_start_time, self._window_start_step = time.perf_counter(), step
 
+    def leave_out(self, seconds: float) -> None:
+        """Leave ``seconds`` spent on other work (an evaluation) out of the window's throughput and ETA."""
+        self._window_start_time += seconds
+
 
 class PeriodicEvaluation(StepCallback):
-    """Runs ``evaluate`` (an :class:`electra_tf.training.Evaluator`) every ``every`` steps while training."""
+    """Runs ``evaluate`` (an :class:`electra_tf.training.Evaluator`) every ``every`` steps while training,
+    and hands the seconds it took to ``took`` (the logger's :meth:`TrainingLogger.leave_out`)."""
 
-    def __init__(self, every: int, evaluate: Callable[[], dict]) -> None:
+    def __init__(self, every: int, evaluate: Callable[[], dict], took: Callable[[float], None]) -> None:
         super().__init__(every)
         self.evaluate = evaluate
+        self.took = took
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         if self.due(self.current_step()):
+            start = time.perf_counter()
             self.evaluate()
+            self.took(time.perf_counter() - start)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -179,7 +195,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self.precision = precision
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        loss = float(logs.get("loss", 0.0)) if logs else 0.0
+        loss = float(logs.get(LOSS, 0.0)) if logs else 0.0
         if not math.isfinite(loss):
             hint = (
                 " Under mixed_float16 try mixed_bfloat16 (no overflow) or float32."

@@ -366,13 +366,7 @@ class PretrainingConfig:
 
     @classmethod
     def from_json(cls, text: str) -> PretrainingConfig:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserError(f"config is not valid JSON: {error}") from None
-        if not isinstance(values, dict):
-            raise UserError("config JSON must be an object of hyperparameter names to values.")
-        return cls.from_dict(values)
+        return cls.from_dict(_hparams_object(text, "config"))
 
 
 _ENCODER_OVERRIDABLE = frozenset(
@@ -438,6 +432,11 @@ def parse_hparams(text: str) -> dict[str, Any]:
         if not path.is_file():
             raise UserError(f"--hparams is neither a JSON object nor an existing file: {text!r}.")
         source, text = str(path), path.read_text(encoding="utf-8")
+    return _hparams_object(text, source)
+
+
+def _hparams_object(text: str, source: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object of hyperparameters; a :class:`UserError` naming ``source`` if not."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:

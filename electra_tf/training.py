@@ -31,7 +31,7 @@ from electra_tf.distribution import check_every_worker_restored, create_strategy
 from electra_tf.errors import UserError
 from electra_tf.flops import measured_matmul_peak, training_flops_per_example
 from electra_tf.model.masking import SpecialIds
-from electra_tf.model.metrics import EVALUATED_METRICS, console_rows
+from electra_tf.model.metrics import EVALUATED_METRICS, console_rows, state_set_aside
 from electra_tf.model.pretrainer import ElectraPretrainer
 from electra_tf.model_dir import ModelDirectory
 from electra_tf.optimization import optimizer_for_precision
@@ -232,22 +232,23 @@ def training_callbacks(
         callbacks.append(StopOnNonFiniteLoss(config.precision))
     # 2. Checkpoints every save_checkpoints_steps and at the end.
     callbacks.append(CheckpointSaver(manager, config.save_checkpoints_steps))
-    # 3. The logger owns the training-metric window: it reports the window's metrics, then resets them.
-    callbacks.append(
-        TrainingLogger(
-            every=config.log_every_steps,
-            writer=writer,
-            total_steps=config.num_train_steps,
-            examples_per_step=config.train_batch_size,
-            tokens_per_example=config.max_seq_length,
-            flops_per_example=flops_per_example,
-            peak_flops=peak_flops,
-            sample_text=sample_text,
-        )
+    # 3. The logger owns the training-metric window: it reports the window's metrics, then resets them
+    #    (nothing else does: evaluation puts back the window it interrupts, see evaluate_aside).
+    logger = TrainingLogger(
+        every=config.log_every_steps,
+        writer=writer,
+        total_steps=config.num_train_steps,
+        examples_per_step=config.train_batch_size,
+        tokens_per_example=config.max_seq_length,
+        flops_per_example=flops_per_example,
+        peak_flops=peak_flops,
+        sample_text=sample_text,
     )
+    callbacks.append(logger)
     if config.eval_every_steps:
-        # 4. Last, after the logger: evaluation resets the metrics, so it must not split a logging window.
-        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator))
+        # 4. Last, after the logger: when both are due, the step's log line comes before the eval table.
+        #    Its time is left out of the window's throughput.
+        callbacks.append(PeriodicEvaluation(config.eval_every_steps, evaluator, took=logger.leave_out))
     return callbacks
 
 
@@ -371,9 +372,7 @@ class Evaluator:
         """Evaluate the current weights (once per step); the results are also printed as the model-card table."""
         if self._last is not None and self._last["global_step"] == int(self.model.optimizer.iterations.numpy()):
             return self._last
-        self.model.reset_metrics()
-        results = self.model.evaluate(self.dataset, steps=self.steps, return_dict=True, verbose=0)
-        self.model.reset_metrics()
+        results = evaluate_aside(self.model, self.dataset, self.steps)
         step = int(self.model.optimizer.iterations.numpy())
         values = {name: float(results[name]) for name in EVALUATED_METRICS if name in results}
         values |= {"global_step": step, "num_eval_examples": self.num_examples}
@@ -389,6 +388,16 @@ class Evaluator:
         print(format_eval_table(values), flush=True)
         self._last = values
         return values
+
+
+def evaluate_aside(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> dict[str, Any]:
+    """``model.evaluate`` on ``steps`` batches of ``dataset``, the training metrics left as it found them.
+
+    Evaluation resets and fills the metric objects training uses; during ``fit`` they hold the
+    logger's unfinished window, so their state is set aside and put back (the logger alone resets it).
+    """
+    with state_set_aside(model.metrics, model.distribute_strategy):
+        return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
 
 
 def format_eval_table(values: dict[str, float]) -> str:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import export_reference as ref
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from electra_tf import SAMPLE_CORPUS_DIR
+from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.config import PretrainingConfig
 from electra_tf.model.masking import SpecialIds
 from electra_tf.model.pretrainer import ElectraPretrainer
@@ -78,3 +82,25 @@ def compiled(config: PretrainingConfig, seed=0) -> ElectraPretrainer:
 def build_model(config: PretrainingConfig, vocab: Vocab) -> ElectraPretrainer:
     """An uncompiled pretrainer of ``config`` with ``vocab``'s special ids."""
     return ElectraPretrainer(config, SpecialIds.from_vocab(vocab))
+
+
+# ----------------------------------------------------------------------------------------------
+# MirroredStrategy on a CPU: scripts run in a fresh process, split the CPU before TensorFlow starts.
+# ----------------------------------------------------------------------------------------------
+LOGICAL_CPUS = 2
+
+
+def configure_logical_cpus() -> list[str]:
+    """Split the CPU into :data:`LOGICAL_CPUS` logical devices (before TensorFlow initialises); their names."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS)
+    return [f"/cpu:{i}" for i in range(LOGICAL_CPUS)]
+
+
+def run_json_script(name: str) -> dict:
+    """Run ``tests/{name}`` in a fresh Python process and return the JSON object it prints."""
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / name)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)

@@ -10,15 +10,10 @@ import json
 import sys
 
 import tensorflow as tf
+from conftest import LOGICAL_CPUS, configure_logical_cpus
 
-LOGICAL_CPUS = 2
 GLOBAL_BATCH = 8
 STEPS = 2
-
-
-def _configure_logical_cpus() -> None:
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS)
 
 
 def _train(strategy: tf.distribute.Strategy, **config_overrides) -> tuple[list, list[float]]:
@@ -41,11 +36,10 @@ def _train(strategy: tf.distribute.Strategy, **config_overrides) -> tuple[list, 
 
 
 def main() -> None:
-    _configure_logical_cpus()
+    devices = configure_logical_cpus()
     import keras
 
     keras.mixed_precision.set_dtype_policy("float32")
-    devices = [f"/cpu:{i}" for i in range(LOGICAL_CPUS)]
     reference, reference_losses = _train(tf.distribute.OneDeviceStrategy("/cpu:0"))
     from conftest import compiled, tiny
 

@@ -12,26 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_json_script
 from test_training import TRAIN_FLAGS, _run, _step
 
 from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 
-TESTS_DIR = Path(__file__).parent
 NUM_WORKERS = 2
 WORKER_TIMEOUT_S = 420
 
 
 def test_mirrored_replicas_and_accumulation_make_the_one_device_update():
     """2 logical CPUs, XLA on, dropout off, 2 steps at global batch 8: same losses and weights as one device."""
-    result = subprocess.run(
-        [sys.executable, str(TESTS_DIR / "mirrored_equivalence.py")],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_json_script("mirrored_equivalence.py")
     assert report["max_weight_change"] > 1e-3  # the two steps really moved the weights
     for setup in ("mirrored", "mirrored_accumulation"):
         assert report[setup]["max_weight_difference"] < 1e-5, (setup, report)

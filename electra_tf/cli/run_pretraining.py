@@ -13,8 +13,32 @@ from typing import Any
 from absl import flags
 
 from electra_tf.cli.common import flag, run_main
-from electra_tf.config import DEFAULT_MODEL_SIZE, MODEL_SIZES, OPTIMIZERS, PRECISIONS, parse_hparams, resolve_run_config
+from electra_tf.config import (
+    DEFAULT_MODEL_SIZE,
+    MODEL_SIZES,
+    OPTIMIZERS,
+    PRECISIONS,
+    PretrainingConfig,
+    parse_hparams,
+    resolve_run_config,
+)
 from electra_tf.errors import UserError
+
+
+def _default(name: str) -> str:
+    """ "Default: ..." for the help of the flag that sets config field ``name``, read from the presets
+    (``config.py`` is the one home of every default)."""
+    shown = {size: _shown(getattr(PretrainingConfig.from_size(size), name)) for size in MODEL_SIZES}
+    if len(set(shown.values())) == 1:
+        return f"Default: {shown[DEFAULT_MODEL_SIZE]}."
+    return "Default: the preset's (" + ", ".join(f"{value} {size}" for size, value in shown.items()) + ")."
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
 
 flags.DEFINE_enum(
     "model-size",
@@ -45,40 +69,48 @@ flags.DEFINE_enum(
     None,
     list(PRECISIONS),
     "Numeric policy. mixed_float16 for V100-class GPUs (with loss scaling), mixed_bfloat16 for A100/H100/TPU. "
-    "Default: float32.",
+    + _default("precision"),
 )
-flags.DEFINE_boolean("jit-compile", None, "Compile the training step with XLA. Default: on.")
+flags.DEFINE_boolean("jit-compile", None, f"Compile the training step with XLA. {_default('jit_compile')}")
 flags.DEFINE_integer("num-train-steps", None, "Total optimizer steps of the run (the LR decays to 0 at this step).")
-flags.DEFINE_integer("num-warmup-steps", None, "Linear warmup steps. Default: 10000.")
+flags.DEFINE_integer("num-warmup-steps", None, f"Linear warmup steps. {_default('num_warmup_steps')}")
 flags.DEFINE_integer(
     "train-batch-size", None, "Global batch per optimizer step, across all replicas and accumulation steps."
 )
-flags.DEFINE_integer("eval-batch-size", None, "Global batch for evaluation. Default: 128.")
-flags.DEFINE_float("learning-rate", None, "Peak learning rate. Default: the preset's (5e-4 small, 2e-4 base/large).")
+flags.DEFINE_integer("eval-batch-size", None, f"Global batch for evaluation. {_default('eval_batch_size')}")
+flags.DEFINE_float("learning-rate", None, f"Peak learning rate. {_default('learning_rate')}")
 flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "adamw (Google's Adam) or lamb for very large batches.")
 flags.DEFINE_integer(
     "gradient-accumulation-steps",
     None,
     "Split each global batch into this many micro-batches and apply one update (reach a large batch on a small GPU).",
 )
-flags.DEFINE_integer("save-checkpoints-steps", None, "Write a checkpoint every this many steps. Default: 1000.")
-flags.DEFINE_integer("keep-checkpoint-max", None, "Keep this many newest checkpoints. Default: 5.")
-flags.DEFINE_integer("log-every-steps", None, "Write TensorBoard scalars every this many steps. Default: 100.")
+flags.DEFINE_integer(
+    "save-checkpoints-steps", None, f"Write a checkpoint every this many steps. {_default('save_checkpoints_steps')}"
+)
+flags.DEFINE_integer(
+    "keep-checkpoint-max", None, f"Keep this many newest checkpoints. {_default('keep_checkpoint_max')}"
+)
+flags.DEFINE_integer(
+    "log-every-steps", None, f"Write TensorBoard scalars every this many steps. {_default('log_every_steps')}"
+)
 flags.DEFINE_integer(
     "steps-per-execution",
     None,
-    "Training steps run per compiled call (fewer Python round trips). Default: 1.",
+    f"Training steps run per compiled call (fewer Python round trips). {_default('steps_per_execution')}",
 )
 flags.DEFINE_boolean("do-train", True, "Train (resuming from the newest checkpoint in --model-dir if any).")
 flags.DEFINE_boolean("do-eval", False, "After training, evaluate on the held-out shards and write eval_results.json.")
-flags.DEFINE_integer("num-eval-steps", None, "Evaluation batches. Default: 100.")
+flags.DEFINE_integer("num-eval-steps", None, f"Evaluation batches. {_default('num_eval_steps')}")
 flags.DEFINE_integer(
     "eval-every-steps",
     None,
     "Also evaluate on the held-out shards every this many steps while training (TensorBoard eval/ and "
-    "eval_history.jsonl). Default: 0 (off).",
+    f"eval_history.jsonl); 0: off. {_default('eval_every_steps')}",
 )
-flags.DEFINE_integer("seed", None, "Random seed for initialisation, masking, sampling and data order. Default: 1234.")
+flags.DEFINE_integer(
+    "seed", None, f"Random seed for initialisation, masking, sampling and data order. {_default('seed')}"
+)
 flags.DEFINE_string(
     "init-checkpoint",
     None,

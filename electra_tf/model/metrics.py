@@ -14,7 +14,9 @@ the window, not an average of per-step averages. The definitions follow Google's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -43,10 +45,20 @@ class MetricSpec:
     """Part of evaluation results; ``False`` for values only training logs (learning rate, gradient norm)."""
 
 
+# The names code refers to one by one (the logger's console line, the step's logs); the table
+# below spells out the rest.
 AUC = "disc_auc"
 """The one metric accumulated from confusion counts (``auc_tp``... statistics) rather than a ratio."""
+DISC_LOSS = "disc_loss"
+MLM_LOSS = "masked_lm_loss"
+MLM_ACCURACY = "masked_lm_accuracy"
 LOSS = "loss"
 """``gen_weight · masked_lm_loss + disc_weight · disc_loss``, derived from the two losses."""
+LEARNING_RATE = "learning_rate"
+GRAD_NORM = "grad_norm"
+"""The global norm of the step's unscaled gradient, before the clip."""
+LOSS_SCALE = "loss_scale"
+"""The dynamic loss scale (reported under mixed_float16 only)."""
 
 PRETRAINING_METRICS = (
     MetricSpec("disc_accuracy", ("disc_correct", "tokens"), DISCRIMINATOR, "Accuracy", "Accuracy"),
@@ -55,14 +67,14 @@ PRETRAINING_METRICS = (
     ),
     MetricSpec("disc_recall", ("disc_true_positive", "disc_positive"), DISCRIMINATOR, "Recall", "Recall"),
     MetricSpec(AUC, None, DISCRIMINATOR, "AUC", "AUC"),
-    MetricSpec("disc_loss", ("disc_loss_sum", "tokens"), DISCRIMINATOR, "Loss"),
-    MetricSpec("masked_lm_accuracy", ("mlm_correct", "masked"), GENERATOR, "MLM accuracy", "MLM accuracy (generator)"),
+    MetricSpec(DISC_LOSS, ("disc_loss_sum", "tokens"), DISCRIMINATOR, "Loss"),
+    MetricSpec(MLM_ACCURACY, ("mlm_correct", "masked"), GENERATOR, "MLM accuracy", "MLM accuracy (generator)"),
     MetricSpec("sampled_masked_lm_accuracy", ("sampled_correct", "masked"), GENERATOR, "Sampled-token accuracy"),
-    MetricSpec("masked_lm_loss", ("mlm_loss_sum", "masked"), GENERATOR, "MLM loss"),
+    MetricSpec(MLM_LOSS, ("mlm_loss_sum", "masked"), GENERATOR, "MLM loss"),
     MetricSpec(LOSS),
-    MetricSpec("learning_rate", evaluated=False),
-    MetricSpec("grad_norm", evaluated=False),
-    MetricSpec("loss_scale", evaluated=False),
+    MetricSpec(LEARNING_RATE, evaluated=False),
+    MetricSpec(GRAD_NORM, evaluated=False),
+    MetricSpec(LOSS_SCALE, evaluated=False),
 )
 """Every metric of pretraining, in the order tables show them (discriminator first, as model cards do)."""
 
@@ -87,6 +99,30 @@ def card_rows(network: Network, values: dict[str, float]) -> list[tuple[str, flo
         for spec in PRETRAINING_METRICS
         if spec.card_label and spec.network in shown and spec.name in values
     ]
+
+
+@contextlib.contextmanager
+def state_set_aside(metrics: Sequence[keras.metrics.Metric], strategy: tf.distribute.Strategy) -> Iterator[None]:
+    """Run the ``with`` body (an evaluation, which resets and fills ``metrics``), then put back the
+    state ``metrics`` had before it, so the training window the body interrupted goes on unchanged.
+
+    Under a ``tf.distribute`` strategy each metric variable is sync-on-read and SUM-aggregated: reading
+    it sums the replicas' copies and assigning it splits the value among them. So each replica's own
+    copy is saved and restored (``strategy.experimental_local_results``), which is exact whatever
+    the copies hold.
+    """
+    copies = [
+        component
+        for metric in metrics
+        for variable in metric.variables
+        for component in strategy.experimental_local_results(variable.value)
+    ]
+    saved = [copy.numpy() for copy in copies]
+    try:
+        yield
+    finally:
+        for copy, value in zip(copies, saved, strict=True):
+            copy.assign(value)
 
 
 def auc_thresholds(num_thresholds: int = NUM_AUC_THRESHOLDS) -> np.ndarray:

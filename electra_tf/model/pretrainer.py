@@ -46,7 +46,12 @@ from electra_tf.model.masking import (
 )
 from electra_tf.model.metrics import (
     AUC,
+    DISC_LOSS,
+    GRAD_NORM,
+    LEARNING_RATE,
     LOSS,
+    LOSS_SCALE,
+    MLM_LOSS,
     PRETRAINING_METRICS,
     RatioMetric,
     RocAucMetric,
@@ -177,10 +182,10 @@ class ElectraPretrainer(keras.Model):
 
         self._metric_set.update(_sum_statistics_over_replicas(statistics))
         logs = self._metric_set.results(self.config)
-        logs["grad_norm"] = norm
-        logs["learning_rate"] = learning_rate
+        logs[GRAD_NORM] = norm
+        logs[LEARNING_RATE] = learning_rate
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            logs["loss_scale"] = loss_scale
+            logs[LOSS_SCALE] = loss_scale
         return _reducible_by_keras(logs, self.several_workers)
 
     @_CompiledPerModel
@@ -397,7 +402,7 @@ class _PretrainingMetrics:
 
     def results(self, config: PretrainingConfig) -> dict[str, tf.Tensor]:
         logs = {metric.name: metric.result() for metric in self.all}
-        logs[LOSS] = config.gen_weight * logs["masked_lm_loss"] + config.disc_weight * logs["disc_loss"]
+        logs[LOSS] = config.gen_weight * logs[MLM_LOSS] + config.disc_weight * logs[DISC_LOSS]
         return logs
 
 
