@@ -47,10 +47,12 @@ ENCODER = ModelConfig(
 HF_CLASSES = {TAGGING: ElectraForTokenClassification, CLASSIFICATION: ElectraForSequenceClassification}
 
 
-def random_weights(encoder: ModelConfig, kind: str, seed: int = 0) -> dict[str, np.ndarray]:
+def random_weights(
+    encoder: ModelConfig, kind: str, num_labels: int = NUM_LABELS, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Every TF1 variable of the network: kernels O(0.3), biases O(0.1), LayerNorm gammas around 1."""
     rng = np.random.default_rng(seed)
-    shapes = encoder_variable_shapes(encoder) | head_variable_shapes(encoder, kind, NUM_LABELS)
+    shapes = encoder_variable_shapes(encoder) | head_variable_shapes(encoder, kind, num_labels)
     weights = {}
     for name, shape in shapes.items():
         scale, offset = (
