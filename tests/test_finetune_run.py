@@ -22,8 +22,9 @@ from shared_data import requires_shared_data, shared_file
 
 from electra_tf import REPO_ROOT
 from electra_tf.finetune.batches import Batches
+from electra_tf.finetune.evaluation import EncodedSplit, predict_labels
 from electra_tf.finetune.model import assign_weights, build_finetuning_model
-from electra_tf.finetune.run import EncodedSplit, FinetuningOptions, predict_labels, run_finetuning
+from electra_tf.finetune.run import FinetuningOptions, run_finetuning
 from electra_tf.finetune.tasks import get_task
 from electra_tf.finetune.trainer import FinetuningTrainer
 from electra_tf.interop.safetensors_io import read_weights
@@ -49,20 +50,24 @@ def hf_export(tmp_path_factory, vocab_file) -> Path:
     return write_pretrained_model(tmp_path_factory.mktemp("exported"), vocab_file, export=True)
 
 
-@pytest.fixture(scope="module")
-def tagging_run(tmp_path_factory, hf_export) -> Path:
-    """Two trials of one epoch on the generic tagging task, from the Hugging Face export of a tiny model."""
-    root = tmp_path_factory.mktemp("tagging_run")
-    options = FinetuningOptions(
+def tagging_options(root: Path, hf_export: Path, num_trials: int, seed: int) -> FinetuningOptions:
+    """Trials of one epoch on the generic tagging task, from the Hugging Face export of a tiny model."""
+    return FinetuningOptions(
         task=get_task("tagging"),
         data_dir=write_tagging_task(root / "data"),
         output_dir=root / "out",
         init_checkpoint=hf_export,
         hparams={**QUICK, "learning_rate": 3e-3},
-        num_trials=2,
-        seed=3,
+        num_trials=num_trials,
+        seed=seed,
     )
-    run_finetuning(options)
+
+
+@pytest.fixture(scope="module")
+def tagging_run(tmp_path_factory, hf_export) -> Path:
+    """Two trials (seeds 3 and 4)."""
+    root = tmp_path_factory.mktemp("tagging_run")
+    run_finetuning(tagging_options(root, hf_export, num_trials=2, seed=3))
     return root / "out"
 
 
@@ -82,6 +87,17 @@ def test_results_hold_every_trial_and_the_median(tagging_run):
         assert results["median"][split] == statistics.median(t[split]["score"] for t in results["trials"])
     dev_scores = [trial["dev"]["score"] for trial in results["trials"]]
     assert results["exported_trial"] == int(np.argmax(dev_scores))
+
+
+def test_a_later_trial_is_the_run_its_seed_alone_would_make(tagging_run, hf_export, tmp_path):
+    """Trials share one compiled step; each starts from fresh weights, optimizer state and dropout seed."""
+    alone = run_finetuning(tagging_options(tmp_path, hf_export, num_trials=1, seed=4))["trials"][0]
+    second = json.loads((tagging_run / "results.json").read_text(encoding="utf-8"))["trials"][1]
+    assert second["seed"] == alone["seed"] == 4
+    for ours, theirs in zip(second["epochs"], alone["epochs"], strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert ours["dev"]["loss"] == pytest.approx(theirs["dev"]["loss"], rel=1e-5)
+    assert second["test"]["score"] == alone["test"]["score"]
 
 
 def test_output_layout_and_what_export_reads(tagging_run, vocab_file):

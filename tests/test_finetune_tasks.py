@@ -243,7 +243,7 @@ def test_brat_predictions_are_ann_files_of_the_predicted_spans(tmp_path):
     assert read_entities(tmp_path / "out" / "a.ann", text) == spans_from_labels(sentences[0], predicted[0])
 
 
-NETWORK_SIDE = {"__init__", "model", "starting_point", "batches", "trainer", "hparams", "run"}
+NETWORK_SIDE = {"__init__", "model", "starting_point", "batches", "trainer", "hparams", "evaluation", "run"}
 """The fine-tuning modules that build, load or train the TensorFlow network; every other one is the data layer."""
 
 

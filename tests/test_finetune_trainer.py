@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from electra_tf.config import ModelConfig
 from electra_tf.finetune.batches import Batches
+from electra_tf.finetune.evaluation import EncodedSplit, predict_labels
 from electra_tf.finetune.examples import Location, TaggedSentence
 from electra_tf.finetune.model import build_finetuning_model
 from electra_tf.finetune.pair_encoding import ClassificationInput
-from electra_tf.finetune.run import EncodedSplit, predict_labels
 from electra_tf.finetune.tasks import CLASSIFICATION, TAGGING
 from electra_tf.finetune.trainer import FinetuningTrainer, masked_cross_entropy
 from electra_tf.finetune.windows import IGNORE, TaggingWindow, encode_tagging

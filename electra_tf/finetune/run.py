@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +35,16 @@ from electra_tf.distribution import create_strategy, is_chief, spans_several_wor
 from electra_tf.errors import UserError
 from electra_tf.finetune.batches import Batches
 from electra_tf.finetune.char_spans import spans_bio_cannot_represent
-from electra_tf.finetune.examples import TaggedSentence
+from electra_tf.finetune.evaluation import EncodedSplit, KeepBestEpoch, SplitEvaluator
 from electra_tf.finetune.hparams import FinetuningHparams, recipe_size, resolve_hparams, split_hparams
 from electra_tf.finetune.model import assign_starting_weights, assign_weights, build_finetuning_model, network_weights
 from electra_tf.finetune.pair_encoding import encode_classification
-from electra_tf.finetune.predictions import (
-    write_brat_predictions,
-    write_classification_predictions,
-    write_tagging_predictions,
-)
 from electra_tf.finetune.record import FINETUNING_FILE, FinetuningRecord
-from electra_tf.finetune.scoring import score_classification, score_tagging
 from electra_tf.finetune.splits import Splits, load_splits
 from electra_tf.finetune.starting_point import StartingPoint, load_starting_point
 from electra_tf.finetune.tasks import CHAR_SPAN_F1, TAGGING, Task
 from electra_tf.finetune.trainer import LOGGED_METRICS, FinetuningTrainer
-from electra_tf.finetune.windows import TaggingWindow, encode_tagging, word_predictions
+from electra_tf.finetune.windows import encode_tagging
 from electra_tf.finetune.word_pieces import batch_tokenize, word_piece_lookup
 from electra_tf.interop.safetensors_io import WEIGHTS_FILE, write_weights
 from electra_tf.optimization import create_finetuning_optimizer
@@ -84,14 +77,6 @@ class FinetuningOptions:
     distribution: str = "auto"
     overwrite: bool = False
     max_train_examples: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class EncodedSplit:
-    """One split's examples and their model inputs (for tagging, windows of sentences)."""
-
-    examples: list[Any]
-    inputs: list[Any]
 
 
 def run_finetuning(options: FinetuningOptions) -> dict[str, Any]:
@@ -148,6 +133,7 @@ def _run(options: FinetuningOptions, out: Path) -> dict[str, Any]:
 
     strategy = create_strategy(options.distribution)
     chief = is_chief(strategy)
+    steps_per_epoch = Batches(encoded["train"].inputs, hparams.train_batch_size, hparams.max_seq_length).num_batches
     if chief:
         copy_file_atomically(point.vocab_file, out / VOCAB_FILE)
         record = _finetuning_record(options, task, splits, point, hparams, trial=None)
@@ -155,8 +141,10 @@ def _run(options: FinetuningOptions, out: Path) -> dict[str, Any]:
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(options.precision)
     try:
+        num_train_steps = hparams.num_train_epochs * steps_per_epoch
+        learner = Learner.build(options, point, task.kind, len(splits.labels), hparams, num_train_steps, strategy)
         trials = [
-            _run_trial(trial, options, task, splits, encoded, point, hparams, strategy, out, chief)
+            _run_trial(trial, learner, options, task, splits, encoded, point, hparams, out, chief)
             for trial in range(options.num_trials)
         ]
     finally:
@@ -222,44 +210,78 @@ def _encode(
 # ------------------------------------------------------------------------------------------------
 # One trial.
 # ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Learner:
+    """The network, optimizer and trainer of a run, built and compiled once and reset for each trial,
+    so every trial reuses the traced (and XLA-compiled) step instead of compiling its own."""
+
+    trainer: FinetuningTrainer
+    initial_optimizer_state: list[np.ndarray]
+
+    @classmethod
+    def build(
+        cls,
+        options: FinetuningOptions,
+        point: StartingPoint,
+        kind: str,
+        num_labels: int,
+        hparams: FinetuningHparams,
+        num_train_steps: int,
+        strategy: tf.distribute.Strategy,
+    ) -> Learner:
+        with strategy.scope():
+            network = build_finetuning_model(point.encoder, kind, num_labels)
+            optimizer = create_finetuning_optimizer(
+                network,
+                learning_rate=hparams.learning_rate,
+                num_train_steps=num_train_steps,
+                warmup_proportion=hparams.warmup_proportion,
+                weight_decay_rate=hparams.weight_decay_rate,
+                layerwise_lr_decay=hparams.layerwise_lr_decay,
+                precision=options.precision,
+            )
+            trainer = FinetuningTrainer(
+                network,
+                max_seq_length=hparams.max_seq_length,
+                seed=options.seed,
+                jit_compile=options.jit_compile,
+                several_workers=spans_several_workers(strategy),
+            )
+            trainer.compile(optimizer=optimizer)
+        return cls(trainer, [np.array(variable.numpy()) for variable in optimizer.variables])
+
+    def start_trial(self, point: StartingPoint, seed: int) -> None:
+        """Fresh weights drawn from ``seed`` (the starting point's for the encoder), fresh optimizer
+        state (step 0, zero moments, the initial loss scale) and ``seed``'s dropout masks."""
+        network = self.trainer.network
+        keras.utils.set_random_seed(seed)
+        fresh = build_finetuning_model(network.encoder_config, network.kind, network.num_labels)
+        assign_weights(network, network_weights(fresh))
+        assign_starting_weights(network, point)
+        for variable, value in zip(self.trainer.optimizer.variables, self.initial_optimizer_state, strict=True):
+            variable.assign(value)
+        self.trainer.dropout_seed.assign(seed)
+
+
 def _run_trial(
     trial: int,
+    learner: Learner,
     options: FinetuningOptions,
     task: Task,
     splits: Splits,
     encoded: dict[str, EncodedSplit],
     point: StartingPoint,
     hparams: FinetuningHparams,
-    strategy: tf.distribute.Strategy,
     out: Path,
     chief: bool,
 ) -> dict[str, Any]:
     """Train one trial, keep its best dev epoch, score test; returns its entry of ``results.json``."""
     seed = options.seed + trial
     folder = out / f"trial_{trial}"
-    keras.utils.set_random_seed(seed)
+    learner.start_trial(point, seed)
+    trainer = learner.trainer
     train = Batches(encoded["train"].inputs, hparams.train_batch_size, hparams.max_seq_length, seed=seed)
     num_train_steps = hparams.num_train_epochs * train.num_batches
-    with strategy.scope():
-        network = build_finetuning_model(point.encoder, task.kind, len(splits.labels))
-        assign_starting_weights(network, point)
-        optimizer = create_finetuning_optimizer(
-            network,
-            learning_rate=hparams.learning_rate,
-            num_train_steps=num_train_steps,
-            warmup_proportion=hparams.warmup_proportion,
-            weight_decay_rate=hparams.weight_decay_rate,
-            layerwise_lr_decay=hparams.layerwise_lr_decay,
-            precision=options.precision,
-        )
-        trainer = FinetuningTrainer(
-            network,
-            max_seq_length=hparams.max_seq_length,
-            seed=seed,
-            jit_compile=options.jit_compile,
-            several_workers=spans_several_workers(strategy),
-        )
-        trainer.compile(optimizer=optimizer)
     evaluator = SplitEvaluator(trainer, task, splits, encoded, hparams, out if chief else None, trial)
     logs = out / "logs" / f"trial_{trial}"
     writer = tf.summary.create_file_writer(str(logs / "train")) if chief else None
@@ -296,7 +318,7 @@ def _run_trial(
         verbose=0,
         shuffle=False,
     )
-    assign_weights(network, best.weights)
+    assign_weights(trainer.network, best.weights)
     dev = evaluator.evaluate("dev", write_predictions=True)
     test = evaluator.evaluate("test", write_predictions=True) if encoded["test"].inputs else None
     if chief:
@@ -324,101 +346,6 @@ def finetuning_summary(values: dict[str, float]) -> str:
     """The console line's metrics for fine-tuning."""
     loss, accuracy, rate = (values.get(name, math.nan) for name in ("loss", "accuracy", "learning_rate"))
     return f"loss {loss:.4f}  acc {accuracy:.3f}  lr {rate:.3g}"
-
-
-class SplitEvaluator:
-    """Predicts a split with the trainer's current weights, scores it, and writes its predictions."""
-
-    def __init__(
-        self,
-        trainer: FinetuningTrainer,
-        task: Task,
-        splits: Splits,
-        encoded: dict[str, EncodedSplit],
-        hparams: FinetuningHparams,
-        out: Path | None,
-        trial: int,
-    ) -> None:
-        self.trainer = trainer
-        self.task = task
-        self.splits = splits
-        self.encoded = encoded
-        self.batches = {
-            name: Batches(split.inputs, hparams.eval_batch_size, hparams.max_seq_length)
-            for name, split in encoded.items()
-            if split.inputs
-        }
-        self.folder = out / f"trial_{trial}" if out is not None else None
-
-    def evaluate(self, split: str, write_predictions: bool = False) -> dict[str, Any]:
-        """The split's scores (``score`` is the task's metric) and ``loss``; predictions written if asked."""
-        labels, loss = predict_labels(self.trainer, self.batches[split], self.encoded[split], self.splits.labels)
-        examples = self.encoded[split].examples
-        if self.task.kind == TAGGING:
-            scores = score_tagging(self.splits.metric, examples, labels)
-        else:
-            scores = score_classification(self.splits.metric, examples, labels)
-        if write_predictions and self.folder is not None:
-            write_split_predictions(self.folder, split, examples, labels, self.splits.metric)
-        return {**scores, "loss": loss}
-
-
-def predict_labels(
-    trainer: FinetuningTrainer, batches: Batches, split: EncodedSplit, labels: Sequence[str]
-) -> tuple[list[Any], float]:
-    """Each example's predicted label(s) (tagging: one per word) and the mean loss over scored positions."""
-    outputs = trainer.predict(batches.dataset(), verbose=0)
-    order = np.asarray(batches.order)
-    predictions = np.empty_like(outputs["predictions"])
-    predictions[order] = outputs["predictions"]
-    loss = float(np.sum(outputs["loss_sum"]) / max(float(np.sum(outputs["scored"])), 1.0))
-    if isinstance(split.inputs[0], TaggingWindow):
-        lengths = [len(sentence.words) for sentence in split.examples]
-        word_ids = word_predictions(split.inputs, predictions.tolist(), lengths)
-        return [[labels[index] for index in sentence] for sentence in word_ids], loss
-    return [labels[index] for index in predictions.tolist()], loss
-
-
-def write_split_predictions(folder: Path, split: str, examples: list[Any], predicted: list[Any], metric: str) -> None:
-    """Predictions in the input's format: brat ``.ann`` folder, CoNLL columns or TSV."""
-    if metric == CHAR_SPAN_F1:
-        write_brat_predictions(folder / f"{split}_predictions", examples, predicted)
-    elif isinstance(examples[0], TaggedSentence):
-        write_tagging_predictions(folder / f"{split}_predictions.txt", examples, predicted)
-    else:
-        write_classification_predictions(folder / f"{split}_predictions.tsv", examples, predicted)
-
-
-class KeepBestEpoch(keras.callbacks.Callback):
-    """After each epoch: score dev, log it, and keep a copy of the weights if it is the best so far."""
-
-    def __init__(self, evaluator: SplitEvaluator, writer: tf.summary.SummaryWriter | None) -> None:
-        super().__init__()
-        self.evaluator = evaluator
-        self.writer = writer
-        self.epochs: list[dict[str, Any]] = []
-        self.best_epoch = 0
-        self.weights: dict[str, np.ndarray] = {}
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        dev = self.evaluator.evaluate("dev")
-        step = int(self.model.optimizer.iterations.numpy())
-        self.epochs.append({"epoch": epoch + 1, "step": step, "train_loss": _float(logs, "loss"), "dev": dev})
-        logging.info(
-            "Epoch %d: dev %s %.4f, dev loss %.4f.", epoch + 1, self.evaluator.splits.metric, dev["score"], dev["loss"]
-        )
-        if self.writer is not None:
-            with self.writer.as_default(step=step):
-                tf.summary.scalar(self.evaluator.splits.metric, dev["score"])
-                tf.summary.scalar("loss", dev["loss"])
-            self.writer.flush()
-        if not self.weights or dev["score"] > self.epochs[self.best_epoch - 1]["dev"]["score"]:
-            self.best_epoch = epoch + 1
-            self.weights = network_weights(self.model.network)
-
-
-def _float(logs: dict[str, Any] | None, name: str) -> float | None:
-    return float(logs[name]) if logs and name in logs else None
 
 
 # ------------------------------------------------------------------------------------------------

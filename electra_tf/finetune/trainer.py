@@ -61,7 +61,8 @@ def masked_cross_entropy(logits: tf.Tensor, label_ids: tf.Tensor) -> tuple[tf.Te
 class FinetuningTrainer(keras.Model):
     """Trains ``network`` (``finetune/model.py``: features → float32 logits) with ``fit``.
 
-    ``max_seq_length`` pads tagging predictions; ``seed`` keys dropout; ``jit_compile`` compiles
+    ``max_seq_length`` pads tagging predictions; ``seed`` keys dropout (a variable, so a new trial
+    sets it without retracing the step); ``jit_compile`` compiles
     the inner functions with XLA; ``several_workers`` says whether the strategy spans processes.
     Build it, and compile it with its optimizer, under the strategy's scope and precision policy.
     """
@@ -79,7 +80,9 @@ class FinetuningTrainer(keras.Model):
         super().__init__(name="finetuning_trainer", **kwargs)
         self.network = network
         self.max_seq_length = max_seq_length
-        self.seed = seed
+        self.dropout_seed = self.add_weight(
+            name="dropout_seed", shape=(), dtype="int64", initializer=keras.initializers.Constant(seed), trainable=False
+        )
         self.step_jit_compile = jit_compile
         self.several_workers = several_workers
         self._loss_metric = RatioMetric("loss")
@@ -121,7 +124,7 @@ class FinetuningTrainer(keras.Model):
         """Gradients of ``scale · Σ losses / scored_total`` on this replica's examples, and statistics."""
         variables = self.trainable_variables
         example_index = first_example + tf.range(tf.shape(labels)[0])
-        keys = dropout_keys(self.seed, step, example_index)
+        keys = dropout_keys(tf.convert_to_tensor(self.dropout_seed), step, example_index)
         with tf.GradientTape() as tape:
             logits = self._logits(features, keys, training=True)
             loss_sums, scored, correct = masked_cross_entropy(logits, labels)
