@@ -80,7 +80,12 @@ def trainer_for(kind: str, num_labels: int, steps: int, jit_compile: bool = Fals
     keras.utils.set_random_seed(0)
     network = build_finetuning_model(tiny_encoder(dropout), kind, num_labels)
     optimizer = create_finetuning_optimizer(
-        network, learning_rate=3e-3, num_train_steps=steps, warmup_proportion=0.1, layerwise_lr_decay=0.9
+        network,
+        learning_rate=3e-3,
+        num_train_steps=steps,
+        warmup_proportion=0.1,
+        layerwise_lr_decay=0.9,
+        precision=keras.config.dtype_policy().name,
     )
     trainer = FinetuningTrainer(network, max_seq_length=64, seed=0, jit_compile=jit_compile)
     trainer.compile(optimizer=optimizer)
@@ -133,6 +138,26 @@ def test_a_few_steps_of_fine_tuning_lower_the_loss(kind, num_labels, jit_compile
     assert after < 0.6 * before, (before, after, history.history["loss"])
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert int(trainer.optimizer.iterations.numpy()) == epochs * train.num_batches
+
+
+@pytest.fixture
+def mixed_float16():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_mixed_float16_scales_the_loss_and_trains_with_float32_logits(mixed_float16):
+    train = Batches(learnable_windows(48, seed=0), batch_size=16, max_seq_length=32, seed=0)
+    trainer = trainer_for(TAGGING, 3, steps=3 * train.num_batches, dropout=0.1)
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    history = trainer.fit(train.dataset(3), epochs=3, steps_per_epoch=train.num_batches, verbose=0, shuffle=False)
+    assert all(np.isfinite(history.history["loss"])) and history.history["loss"][-1] < history.history["loss"][0]
+    assert history.history["loss_scale"][-1] > 1.0
+    assert trainer(next(train.arrays())).dtype == "float32"
 
 
 def test_evaluate_reports_the_mean_loss_over_the_scored_positions_of_all_batches():

@@ -160,10 +160,12 @@ def _run(options: FinetuningOptions, out: Path) -> dict[str, Any]:
 
 def _limit_training(splits: Splits, limit: int | None) -> tuple[Splits, str | None]:
     """``splits`` with only the first ``limit`` training examples (``--max-train-examples``), and a note."""
-    if limit is None or limit >= len(splits.train):
+    if limit is None:
         return splits, None
     if limit < 1:
         raise UserError(f"--max-train-examples must be at least 1, got {limit}.")
+    if limit >= len(splits.train):
+        return splits, f"--max-train-examples {limit}: training on all {len(splits.train)} training examples."
     note = f"--max-train-examples: training on the first {limit} of {len(splits.train)} training examples."
     return dataclasses.replace(splits, train=splits.train[:limit]), note
 
