@@ -141,6 +141,27 @@ def test_saved_weights_reproduce_the_written_test_predictions(tagging_run):
     assert [label for sentence in predicted for label in sentence] == written
 
 
+def test_the_exported_run_predicts_in_transformers_what_the_run_wrote(tagging_run, tmp_path):
+    """run_finetuning.py's output → export_to_hf → ElectraForTokenClassification: the same word labels."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from electra_tf.interop.hf_finetuned_export import export_finetuning_dir
+
+    exported = export_finetuning_dir(tagging_run, tmp_path / "hf")
+    record = json.loads((tagging_run / "finetuning.json").read_text(encoding="utf-8"))
+    written = (tagging_run / Path(record["weights"]).parent / "test_predictions.txt").read_text(encoding="utf-8")
+    sentences = [[row.split("\t") for row in block.splitlines()] for block in written.strip().split("\n\n")][:8]
+    assert {row[2] for rows in sentences for row in rows} > {"O"}  # entities among the compared labels
+    tokenizer = transformers.AutoTokenizer.from_pretrained(exported)
+    model = transformers.AutoModelForTokenClassification.from_pretrained(exported).eval()
+    for rows in sentences:
+        encoding = tokenizer([row[0] for row in rows], is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            best = model(**encoding).logits[0].argmax(-1).tolist()
+        first_pieces = [encoding.word_ids().index(word) for word in range(len(rows))]
+        assert [model.config.id2label[best[piece]] for piece in first_pieces] == [row[2] for row in rows]
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "run_finetuning.py"), *args], capture_output=True, text=True, timeout=600
