@@ -23,7 +23,11 @@ from electra_tf.finetune.classification_files import DEFAULT_COLUMNS, TextColumn
 from electra_tf.finetune.columns import ColumnFormat
 from electra_tf.finetune.tasks import CLASSIFICATION, TAGGING, TASKS, Task, classification_task, get_task, tagging_task
 
-flags.DEFINE_enum("task", None, list(TASKS), "The task: a built-in one, or tagging/classification over your own files.")
+flags.DEFINE_string(
+    "task",
+    None,
+    f"The task: a built-in one, or tagging/classification over your own files ({', '.join(TASKS)}).",
+)
 flags.DEFINE_string(
     "data-dir",
     None,

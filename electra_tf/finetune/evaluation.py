@@ -119,7 +119,9 @@ class KeepBestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         dev = self.evaluator.evaluate("dev")
         step = int(self.model.optimizer.iterations.numpy())
-        self.epochs.append({"epoch": epoch + 1, "step": step, "train_loss": _float(logs, "loss"), "dev": dev})
+        # The logger resets the training metrics after each of its windows: the loss is the last window's.
+        train_loss = _float(logs, "loss")
+        self.epochs.append({"epoch": epoch + 1, "step": step, "train_loss_last_window": train_loss, "dev": dev})
         logging.info(
             "Epoch %d: dev %s %.4f, dev loss %.4f.", epoch + 1, self.evaluator.splits.metric, dev["score"], dev["loss"]
         )

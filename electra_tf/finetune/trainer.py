@@ -50,7 +50,10 @@ def masked_cross_entropy(logits: tf.Tensor, label_ids: tf.Tensor) -> tuple[tf.Te
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
     correct = scored & (tf.argmax(logits, axis=-1, output_type=tf.int32) == label_ids)
     weights = tf.cast(scored, tf.float32)
-    per_example = (lambda values: values) if label_ids.shape.rank == 1 else (lambda values: tf.reduce_sum(values, -1))
+
+    def per_example(values: tf.Tensor) -> tf.Tensor:
+        return values if label_ids.shape.rank == 1 else tf.reduce_sum(values, axis=-1)
+
     return (
         per_example(tf.where(scored, losses, tf.zeros_like(losses))),
         per_example(weights),
