@@ -1,10 +1,17 @@
 """The fine-tuning step: masked loss, learning on a tiny model, and every word of a long sentence scored once."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf import REPO_ROOT
 from electra_tf.config import ModelConfig
 from electra_tf.finetune.batches import Batches
 from electra_tf.finetune.evaluation import EncodedSplit, predict_labels
@@ -203,3 +210,22 @@ def test_every_word_of_a_sentence_longer_than_max_seq_length_is_predicted_once_a
                 assert expected[window.sentence][word] is None  # scored once
                 expected[window.sentence][word] = "ABC"[best[position]]
     assert predicted == expected
+
+
+@pytest.mark.slow
+def test_two_replicas_make_the_one_device_update_and_predictions():
+    """MirroredStrategy over 2 logical CPUs (dropout on): the same weights, losses and predictions."""
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "finetune_mirrored.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(Path(__file__).parent)])},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["max_weight_change"] > 1e-3  # the steps moved the weights
+    assert report["max_weight_difference"] < 1e-5, report
+    np.testing.assert_allclose(report["mirrored_losses"], report["one_device_losses"], rtol=1e-5)
+    assert report["same_predictions"] and report["prediction_rows"] == 13
