@@ -1,7 +1,8 @@
 """A fine-tuning run: task data, starting point, trials of ``fit`` with dev scores per epoch, test scores.
 
-``run_finetuning`` is what ``run_finetuning.py`` calls. Each trial builds the network from the
-starting point with its own seed (``--seed`` + trial number), trains for the recipe's epochs,
+``run_finetuning`` is what ``run_finetuning.py`` calls. The network, optimizer and compiled step
+are built once (:class:`Learner`); each trial resets them to the starting point with its own seed
+(``--seed`` + trial number: head initialisation, dropout, data order), trains for the recipe's epochs,
 scores the dev set after each epoch, keeps the weights of the best dev epoch, and scores the test
 set with them. ``results.json`` holds every trial and the median over trials, because one
 fine-tuning run of a small data set varies by a point or more with the seed (Google report the
