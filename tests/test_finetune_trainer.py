@@ -128,7 +128,7 @@ def mean_loss(trainer: FinetuningTrainer, batches: Batches) -> float:
 
 @pytest.mark.parametrize(
     ("kind", "num_labels", "jit_compile"),
-    [(TAGGING, 3, False), pytest.param(TAGGING, 3, True, marks=pytest.mark.slow), (CLASSIFICATION, 2, False)],
+    [(TAGGING, 3, False), (TAGGING, 3, True), (CLASSIFICATION, 2, False)],
     ids=["tagging", "tagging-xla", "classification"],
 )
 def test_a_few_steps_of_fine_tuning_lower_the_loss(kind, num_labels, jit_compile):
@@ -212,7 +212,6 @@ def test_every_word_of_a_sentence_longer_than_max_seq_length_is_predicted_once_a
     assert predicted == expected
 
 
-@pytest.mark.slow
 def test_two_replicas_make_the_one_device_update_and_predictions():
     """MirroredStrategy over 2 logical CPUs (dropout on): the same weights, losses and predictions."""
     result = subprocess.run(
