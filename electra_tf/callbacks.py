@@ -1,4 +1,4 @@
-"""Keras callbacks of a pretraining run: checkpoints, console and TensorBoard logs, NaN guard."""
+"""Keras callbacks of training runs: checkpoints, console and TensorBoard logs (fine-tuning too), NaN guard."""
 
 from __future__ import annotations
 
