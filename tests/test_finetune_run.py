@@ -265,3 +265,17 @@ def test_cli_on_a_slice_of_conll2002(tmp_path):
     assert set(results["trials"][0]["dev"]["per_type"]) <= {"PER", "LOC", "ORG", "MISC"}
     rows = (out / "trial_0" / "test_predictions.txt").read_text(encoding="utf-8").split("\n\n")
     assert len([row for row in rows if row.strip()]) == 1517  # every test sentence, every word predicted
+
+
+def test_format_flags_of_the_generic_tasks_are_refused_for_a_built_in_one(tmp_path):
+    result = run_cli(
+        "--task=conll2002_ner",
+        f"--data-dir={tmp_path}",
+        f"--output-dir={tmp_path / 'out'}",
+        "--random-init",
+        "--tag-column=1",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --tag-column describe the files of --task tagging, not of --task conll2002_ner."
+    )
