@@ -94,6 +94,14 @@ def replace_directory(staging: Path, target: Path) -> None:
         shutil.rmtree(retired)
 
 
+def check_output_directory(target: Path, overwrite: bool) -> None:
+    """Refuse an output ``target`` that is a file, or a non-empty folder unless ``overwrite``."""
+    if target.exists() and not target.is_dir():
+        raise UserError(f"output directory {target} exists and is a file.")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise UserError(f"output directory {target} exists and is not empty; pass --overwrite to replace it.")
+
+
 @contextlib.contextmanager
 def atomic_directory(target: Path, overwrite: bool) -> Iterator[Path]:
     """Yield an empty staging folder (a hidden sibling of ``target``) that replaces ``target`` when
@@ -102,10 +110,7 @@ def atomic_directory(target: Path, overwrite: bool) -> Iterator[Path]:
     Refuses (before any work) a ``target`` that is a file, or a non-empty folder unless
     ``overwrite``. On failure the staging folder is removed and ``target`` is untouched.
     """
-    if target.exists() and not target.is_dir():
-        raise UserError(f"output directory {target} exists and is a file.")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise UserError(f"output directory {target} exists and is not empty; pass --overwrite to replace it.")
+    check_output_directory(target, overwrite)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)

@@ -1,11 +1,11 @@
-"""Keras callbacks of a pretraining run: checkpoints, console and TensorBoard logs, NaN guard."""
+"""Keras callbacks of training runs: checkpoints, console and TensorBoard logs (fine-tuning too), NaN guard."""
 
 from __future__ import annotations
 
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -92,12 +92,23 @@ class CheckpointSaver(StepCallback):
             self.save(step)
 
 
+def pretraining_summary(values: dict[str, float]) -> str:
+    """The console line's metrics for pretraining: total loss, both networks' losses and scores, lr."""
+    value = {name: values.get(name, math.nan) for name in (LOSS, MLM_LOSS, MLM_ACCURACY, DISC_LOSS, AUC, LEARNING_RATE)}
+    return (
+        f"loss {value[LOSS]:.4f}  mlm {value[MLM_LOSS]:.4f} (acc {value[MLM_ACCURACY]:.3f})  "
+        f"disc {value[DISC_LOSS]:.4f} (auc {value[AUC]:.3f})  lr {value[LEARNING_RATE]:.3g}"
+    )
+
+
 class TrainingLogger(StepCallback):
     """Every ``every`` steps: the metrics of the window to the console and TensorBoard, then a reset.
 
-    Adds throughput (examples/s, tokens/s), achieved model TFLOP/s and MFU against ``peak_flops``,
-    and the time left. ``sample_text`` (optional) renders a replaced-token-detection example as
-    markdown for a TensorBoard text summary.
+    Logs the step's ``metric_names`` (the console line shows what ``summary`` makes of them) and
+    adds throughput (examples/s, and tokens/s when ``tokens_per_example`` is known), achieved model
+    TFLOP/s and MFU against ``peak_flops`` (when ``flops_per_example`` is known), and the time left.
+    ``sample_text`` (optional) renders a replaced-token-detection example as markdown for a
+    TensorBoard text summary. Pretraining and fine-tuning both log through it.
     """
 
     def __init__(
@@ -106,10 +117,12 @@ class TrainingLogger(StepCallback):
         writer: tf.summary.SummaryWriter | None,
         total_steps: int,
         examples_per_step: int,
-        tokens_per_example: int,
-        flops_per_example: int,
+        tokens_per_example: int | None,
+        flops_per_example: int | None,
         peak_flops: float | None,
         sample_text: Callable[[], str] | None = None,
+        metric_names: Sequence[str] = LOGGED_METRICS,
+        summary: Callable[[dict[str, float]], str] = pretraining_summary,
     ) -> None:
         super().__init__(every)
         self.writer = writer
@@ -119,6 +132,8 @@ class TrainingLogger(StepCallback):
         self.flops_per_example = flops_per_example
         self.peak_flops = peak_flops
         self.sample_text = sample_text
+        self.metric_names = tuple(metric_names)
+        self.summary = summary
         self._window_start_time = 0.0
         self._window_start_step = 0
 
@@ -134,24 +149,21 @@ class TrainingLogger(StepCallback):
         now = time.perf_counter()
         steps = step - self._window_start_step
         seconds = max(now - self._window_start_time, 1e-9)
-        values = {name: float(logs[name]) for name in LOGGED_METRICS if logs and name in logs}
+        values = {name: float(logs[name]) for name in self.metric_names if logs and name in logs}
         examples_per_second = steps * self.examples_per_step / seconds
         values["examples_per_second"] = examples_per_second
-        values["tokens_per_second"] = examples_per_second * self.tokens_per_example
-        values["model_tflops_per_second"] = examples_per_second * self.flops_per_example / 1e12
-        if self.peak_flops:
-            values["mfu"] = examples_per_second * self.flops_per_example / self.peak_flops
+        if self.tokens_per_example:
+            values["tokens_per_second"] = examples_per_second * self.tokens_per_example
+        if self.flops_per_example:
+            values["model_tflops_per_second"] = examples_per_second * self.flops_per_example / 1e12
+            if self.peak_flops:
+                values["mfu"] = examples_per_second * self.flops_per_example / self.peak_flops
         eta = (self.total_steps - step) * seconds / max(steps, 1)
         logging.info(
-            "step %d/%d  loss %.4f  mlm %.4f (acc %.3f)  disc %.4f (auc %.3f)  lr %.3g  %.1f ex/s%s  ETA %s",
+            "step %d/%d  %s  %.1f ex/s%s  ETA %s",
             step,
             self.total_steps,
-            values.get(LOSS, math.nan),
-            values.get(MLM_LOSS, math.nan),
-            values.get(MLM_ACCURACY, math.nan),
-            values.get(DISC_LOSS, math.nan),
-            values.get(AUC, math.nan),
-            values.get(LEARNING_RATE, math.nan),
+            self.summary(values),
             examples_per_second,
             f"  MFU {values['mfu']:.1%}" if "mfu" in values else "",
             _duration(eta),

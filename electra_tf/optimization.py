@@ -9,6 +9,8 @@ What Google's ``model/optimization.py`` does, restated for Keras 3 (docs/algorit
   none of ``LayerNorm``, ``layer_norm``, ``bias``. Keras' own ``AdamW`` is bias-corrected, so it is not used.
 - :class:`ElectraLamb` is LAMB for large global batches, with the same exclusions (see its docstring for how it
   differs from ``keras.optimizers.Lamb``).
+- Fine-tuning (:func:`create_finetuning_optimizer`) uses :class:`ElectraAdamW` with per-variable learning-rate
+  multipliers: :func:`layerwise_lr_multipliers` gives lower layers geometrically smaller rates.
 
 Neither optimizer clips gradients or scales the loss: the training step clips the global norm to 1.0 after
 unscaling and accumulation, and mixed precision wraps the optimizer in ``keras.optimizers.LossScaleOptimizer``.
@@ -120,6 +122,7 @@ class _MomentsWithWeightDecay(keras.optimizers.Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-6,
         exclude_from_weight_decay: Sequence[str] = WEIGHT_DECAY_EXCLUSIONS,
+        lr_multipliers: Sequence[tuple[Any, float]] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("weight_decay") is not None:
@@ -132,15 +135,29 @@ class _MomentsWithWeightDecay(keras.optimizers.Optimizer):
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.exclude_from_weight_decay_patterns = tuple(exclude_from_weight_decay)
+        self._multiplier_of = {id(variable): float(factor) for variable, factor in lr_multipliers or ()}
 
     def build(self, var_list: Sequence[Any]) -> None:
         if self.built:
             return
         super().build(var_list)
         self._adam_m, self._adam_v = self.add_optimizer_variables(var_list, ["adam_m", "adam_v"])
-        self._decay_flags = [
-            is_decayed(variable_path(variable), self.exclude_from_weight_decay_patterns) for variable in var_list
-        ]
+        paths = [variable_path(variable) for variable in var_list]
+        self._decay_flags = [is_decayed(path, self.exclude_from_weight_decay_patterns) for path in paths]
+        if self._multiplier_of:
+            uncovered = [
+                path for path, variable in zip(paths, var_list, strict=True) if id(variable) not in self._multiplier_of
+            ]
+            if uncovered:
+                raise ValueError(
+                    f"lr_multipliers has no multiplier for {len(uncovered)} variables, e.g. {uncovered[0]}"
+                )
+        self._multipliers = [self._multiplier_of.get(id(variable), 1.0) for variable in var_list]
+
+    def _variable_learning_rate(self, variable: Any, learning_rate: Any) -> tf.Tensor:
+        """The step's learning rate for ``variable``: times its multiplier (1.0 unless one was given)."""
+        multiplier = self._multipliers[self._get_variable_index(variable)]
+        return tf.cast(learning_rate, variable.dtype) * multiplier
 
     def _next_moments(self, gradient: Any, variable: Any) -> tuple[tf.Tensor, tf.Tensor, bool]:
         """Updates and returns the moments ``(m, v)`` of ``variable``, and whether it is weight-decayed.
@@ -178,7 +195,12 @@ class ElectraAdamW(_MomentsWithWeightDecay):
         m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
         u = m / (√v + ε)                  # no bias correction, ε outside the square root
         u += weight_decay_rate·θ          # only if is_decayed(θ's path); uses the pre-update θ
-        θ ← θ − lr·u
+        θ ← θ − lr·multiplier(θ)·u        # multiplier 1.0 without ``lr_multipliers``
+
+    ``lr_multipliers`` (``(variable, factor)`` pairs covering every variable, e.g. from
+    :func:`layerwise_lr_multipliers`) scale the whole update, weight-decay term included, as Google's fine-tuning
+    does with its per-layer learning rates. They belong to the variables, not to the config: ``get_config`` leaves
+    them out (a restored run passes them again; checkpoints hold only the slots and the step).
 
     Slots are named ``adam_m`` / ``adam_v`` like Google's. Without bias correction the first updates are
     large (fresh slots give ``u ≈ 0.1·g/(√0.001·|g|) ≈ 3.2·sign(g)``), which is why warmup matters.
@@ -189,7 +211,7 @@ class ElectraAdamW(_MomentsWithWeightDecay):
         update = m / (tf.sqrt(v) + self.epsilon)
         if decayed:
             update += self.weight_decay_rate * variable
-        self.assign_sub(variable, tf.cast(learning_rate, variable.dtype) * update)
+        self.assign_sub(variable, self._variable_learning_rate(variable, learning_rate) * update)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -212,7 +234,7 @@ class ElectraLamb(_MomentsWithWeightDecay):
         m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, variable.dtype), step))
         v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, variable.dtype), step))
         update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
-        learning_rate = tf.cast(learning_rate, variable.dtype)
+        learning_rate = self._variable_learning_rate(variable, learning_rate)
         if decayed:
             update += self.weight_decay_rate * variable
             weight_norm, update_norm = tf.norm(variable), tf.norm(update)
@@ -243,9 +265,73 @@ def create_optimizer(config: PretrainingConfig, warmup_offset: int = 0) -> keras
 
 
 def optimizer_for_precision(config: PretrainingConfig) -> keras.optimizers.Optimizer:
-    """:func:`create_optimizer`, wrapped in a dynamic ``LossScaleOptimizer`` under ``mixed_float16``
-    (float16 gradients underflow without loss scaling; bfloat16 and float32 need none)."""
-    optimizer = create_optimizer(config)
-    if config.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    """:func:`create_optimizer`, wrapped for the run's precision (see :func:`wrap_for_precision`)."""
+    return wrap_for_precision(create_optimizer(config), config.precision)
+
+
+def wrap_for_precision(optimizer: keras.optimizers.Optimizer, precision: str) -> keras.optimizers.Optimizer:
+    """``optimizer`` in a dynamic ``LossScaleOptimizer`` under ``mixed_float16`` (float16 gradients underflow
+    without loss scaling; bfloat16 and float32 need none)."""
+    if precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+_LAYER_NAME = re.compile(r"^electra/encoder/layer_(\d+)/")
+_EMBEDDING_SCOPES = ("electra/embeddings/", "electra/embeddings_project/")
+
+
+def layerwise_lr_multipliers(network: Any, decay: float) -> dict[str, float]:
+    """``{TF1 name: learning-rate multiplier}`` for every variable of a fine-tuning network.
+
+    ``network`` names its variables with ``tf1_variables()`` (``electra_tf.finetune.model``). With ``n``
+    encoder layers, layer ``k`` (1-based, from the bottom) gets ``decay^(n−k+1)``, so the top layer gets
+    ``decay``; the embeddings (their LayerNorm included) and ``embeddings_project`` get ``decay^(n+1)``; the
+    task head gets 1.0. Google's ``_get_layer_lrs`` counts one depth too many (its top layer gets ``decay²``,
+    its issues #51 and #64); here only the head keeps the full rate (README, "Differences from Google's code").
+    """
+    if not 0 < decay <= 1:
+        raise UserError(f"layerwise_lr_decay must be in (0, 1], got {decay}.")
+    names = list(network.tf1_variables())
+    num_layers = network.encoder_config.num_hidden_layers
+    multipliers = {}
+    for name in names:
+        if match := _LAYER_NAME.match(name):
+            multipliers[name] = decay ** (num_layers - int(match.group(1)))
+        elif name.startswith(_EMBEDDING_SCOPES):
+            multipliers[name] = decay ** (num_layers + 1)
+        else:
+            multipliers[name] = 1.0
+    return multipliers
+
+
+def create_finetuning_optimizer(
+    network: Any,
+    *,
+    learning_rate: float,
+    num_train_steps: int,
+    warmup_proportion: float = 0.1,
+    weight_decay_rate: float = 0.01,
+    layerwise_lr_decay: float = 0.8,
+    precision: str = "float32",
+) -> keras.optimizers.Optimizer:
+    """Google's fine-tuning optimizer for ``network``: :class:`ElectraAdamW` (no bias correction, ε 1e-6, weight
+    decay except LayerNorm and biases) with :func:`layerwise_lr_multipliers`, on a linear warmup over
+    ``warmup_proportion`` of the steps then a linear decay to 0, wrapped for ``precision``.
+
+    The caller clips gradients (global norm 1.0). ``layerwise_lr_decay=1`` gives every variable the full rate.
+    """
+    if not 0 <= warmup_proportion <= 1:
+        raise UserError(f"warmup_proportion must be in [0, 1], got {warmup_proportion}.")
+    if weight_decay_rate < 0 or not learning_rate > 0:
+        raise UserError(
+            f"learning_rate must be > 0 and weight_decay_rate >= 0, got {learning_rate} and {weight_decay_rate}."
+        )
+    schedule = ElectraLearningRate(learning_rate, num_train_steps, int(warmup_proportion * num_train_steps))
+    multipliers = layerwise_lr_multipliers(network, layerwise_lr_decay)
+    optimizer = ElectraAdamW(
+        schedule,
+        weight_decay_rate=weight_decay_rate,
+        lr_multipliers=[(variable, multipliers[name]) for name, variable in network.tf1_variables().items()],
+    )
+    return wrap_for_precision(optimizer, precision)

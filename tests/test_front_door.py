@@ -29,6 +29,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
 def test_cli_help_documents_every_flag():
     for script, expected in [
         ("run_pretraining.py", ["--model-size", "--data-dir", "--model-dir", "--hparams", "--precision"]),
+        ("run_finetuning.py", ["--task", "--init-checkpoint", "random-init", "--layerwise-lr-decay", "--num-trials"]),
         ("build_pretraining_dataset.py", ["--corpus-dir", "--vocab-file", "--max-seq-length", "--num-shards"]),
         ("export_to_hf.py", ["--model-dir", "--output-dir", "--checkpoint", "--hub-repo-prefix", "overwrite"]),
         ("vocab/build_vocab.py", ["--corpus-dir", "--output", "--vocab-size", "do-lower-case"]),

@@ -48,11 +48,6 @@ def is_kernel(tf1_name: str) -> bool:
     return tf1_name.endswith("/kernel")
 
 
-def name_table(network: Network, config: ModelConfig) -> dict[str, str]:
-    """``{TF1 name: Hugging Face name}`` for every parameter of ``network``'s model."""
-    return {name: hf_name(name, network) for name in tf1_variable_shapes(network, config)}
-
-
 def check_weights(weights: Mapping[str, np.ndarray], expected: Mapping[str, Shape], source: str) -> None:
     """Raise :class:`UserError` unless ``weights`` holds every expected variable with its shape.
 
@@ -72,21 +67,37 @@ def check_weights(weights: Mapping[str, np.ndarray], expected: Mapping[str, Shap
 
 def to_hf_tensors(weights: Mapping[str, np.ndarray], network: Network, config: ModelConfig) -> dict[str, np.ndarray]:
     """The Hugging Face state dict of ``network`` (float32, kernels transposed) from TF1-named weights."""
-    check_weights(weights, tf1_variable_shapes(network, config), f"the {network.name} weights")
-    return {hf: _relayout(weights[tf1], is_kernel(tf1)) for tf1, hf in name_table(network, config).items()}
+    return named_to_hf(weights, tf1_variable_shapes(network, config), network, f"the {network.name} weights")
+
+
+def named_to_hf(
+    weights: Mapping[str, np.ndarray], shapes: Mapping[str, Shape], network: Network, source: str
+) -> dict[str, np.ndarray]:
+    """The Hugging Face tensors of the TF1 variables ``shapes`` lists, named as in ``network``'s model.
+
+    Any TF1 scope outside the network's encoder keeps its path with ``.`` for ``/`` (a fine-tuning
+    head ``classifier/out_proj/kernel`` becomes ``classifier.out_proj.weight``).
+    """
+    check_weights(weights, shapes, source)
+    return {hf_name(tf1, network): _relayout(weights[tf1], is_kernel(tf1)) for tf1 in shapes}
 
 
 def from_hf_tensors(
     tensors: Mapping[str, np.ndarray], network: Network, config: ModelConfig, source: str
 ) -> dict[str, np.ndarray]:
     """TF1-named weights (float32, TF1 layout) from a Hugging Face state dict of ``network``."""
-    table = name_table(network, config)
+    return named_from_hf(tensors, tf1_variable_shapes(network, config), network, source)
+
+
+def named_from_hf(
+    tensors: Mapping[str, np.ndarray], shapes: Mapping[str, Shape], network: Network, source: str
+) -> dict[str, np.ndarray]:
+    """The TF1 variables ``shapes`` lists, read from Hugging Face tensors named as in ``network``'s model."""
     hf_shapes = {
-        hf: tuple(reversed(shape)) if is_kernel(tf1) else shape
-        for (tf1, hf), shape in zip(table.items(), tf1_variable_shapes(network, config).values(), strict=True)
+        hf_name(tf1, network): tuple(reversed(shape)) if is_kernel(tf1) else shape for tf1, shape in shapes.items()
     }
     check_weights(tensors, hf_shapes, source)
-    return {tf1: _relayout(tensors[hf], is_kernel(tf1)) for tf1, hf in table.items()}
+    return {tf1: _relayout(tensors[hf_name(tf1, network)], is_kernel(tf1)) for tf1 in shapes}
 
 
 def _relayout(array: np.ndarray, transpose: bool) -> np.ndarray:

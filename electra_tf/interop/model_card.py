@@ -126,13 +126,13 @@ def _details_section(network: Network, encoder: ModelConfig, config: Pretraining
         ("Max sequence length", encoder.max_position_embeddings),
         ("Parameters", f"{parameter_count(network, encoder):,}"),
     ]
-    return "## Model details\n\n" + _table(("", ""), rows)
+    return "## Model details\n\n" + markdown_table(("", ""), rows)
 
 
 def _evaluation_section(network: Network, facts: CardFacts) -> str:
     if not facts.eval_results:
         return ""
-    rows = [(label, _score(value)) for label, value in card_rows(network, facts.eval_results)]
+    rows = [(label, format_score(value)) for label, value in card_rows(network, facts.eval_results)]
     if not rows:
         return ""
     step = facts.eval_results.get(EVAL_STEP_KEY)
@@ -141,7 +141,7 @@ def _evaluation_section(network: Network, facts: CardFacts) -> str:
         "## Evaluation\n\n"
         f"Pretraining task on held-out data{at_step} (`run_pretraining.py --do-eval`). The discriminator metrics "
         "are per token (non-padding) for the label *replaced*; MLM accuracy is the generator's over masked "
-        "positions.\n\n" + _table(("Metric", "Score"), rows)
+        "positions.\n\n" + markdown_table(("Metric", "Score"), rows)
     )
 
 
@@ -165,13 +165,15 @@ def _training_section(config: PretrainingConfig, facts: CardFacts) -> str:
         ("Precision", config.precision),
     ]
     data = facts.training_data or "Not recorded at export time; describe the pretraining corpus here."
-    return "## Training\n\n" + f"Training data: {data}\n\n" + _table(("Setting", "Value"), rows)
+    return "## Training\n\n" + f"Training data: {data}\n\n" + markdown_table(("Setting", "Value"), rows)
 
 
-def _score(value: Any) -> str:
+def format_score(value: Any) -> str:
+    """A score as the cards print it: four decimals for floats."""
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> str:
+def markdown_table(header: tuple[str, str], rows: list[tuple[str, Any]]) -> str:
+    """A two-column Markdown table."""
     lines = [f"| {header[0]} | {header[1]} |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
     return "\n".join(lines) + "\n"

@@ -33,6 +33,13 @@ def read_weights(directory: Path) -> dict[str, np.ndarray]:
         found = sorted(p.name for p in directory.glob("*.bin")) if directory.is_dir() else []
         hint = f" (it has {', '.join(found)}; re-save it with safe_serialization=True)" if found else ""
         raise UserError(f"{directory} has no {WEIGHTS_FILE}{hint}.")
+    return read_weights_file(path)
+
+
+def read_weights_file(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of the safetensors file ``path`` (:class:`UserError` if missing or unreadable)."""
+    if not path.is_file():
+        raise UserError(f"weights file {path} not found.")
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:

@@ -49,24 +49,24 @@ def row_keys(seed: int, step: tf.Tensor, example_index: tf.Tensor, salt: int) ->
     return _combine(key, _as_uint32(example_index))
 
 
-def uniform(keys: tf.Tensor, shape_tail: tuple[int, ...] | list[int] | tf.TensorShape) -> tf.Tensor:
+def uniform(keys: tf.Tensor, shape_tail: tuple[int, ...] | list[int] | tf.TensorShape | tf.Tensor) -> tf.Tensor:
     """Float32 values uniform in the open interval (0, 1), shape ``[B, *shape_tail]``.
 
     Element ``(b, i, j, ...)`` hashes ``keys[b]`` with the element's flat index inside the row, so
     a row's values do not depend on the other rows. The index is hashed before it meets the key:
     XOR-ing the raw index into the key would make two rows whose keys differ in a few low bits
     share almost all their values, shifted by a few places. 24 random bits per value: never exactly
-    0 or 1, so ``log(u)`` and ``log(-log(u))`` are finite.
+    0 or 1, so ``log(u)`` and ``log(-log(u))`` are finite. ``shape_tail`` may be a tensor (a
+    dimension only known when the step runs, as in fine-tuning's bucketed batches).
     """
-    shape_tail = [int(d) for d in shape_tail]
-    size = 1
-    for dim in shape_tail:
-        size *= dim
-    counters = tf.cast(tf.range(size, dtype=tf.int32), tf.uint32)
+    if isinstance(shape_tail, tf.TensorShape):
+        shape_tail = shape_tail.as_list()
+    shape_tail = tf.convert_to_tensor(shape_tail, tf.int32)
+    counters = tf.cast(tf.range(tf.reduce_prod(shape_tail), dtype=tf.int32), tf.uint32)
     bits = _combine(keys[:, None], _mix(counters)[None, :])
     top24 = tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32)
     values = (top24 + 0.5) * (1.0 / (1 << 24))
-    return tf.reshape(values, [-1, *shape_tail])
+    return tf.reshape(values, tf.concat([[-1], shape_tail], axis=0))
 
 
 def fingerprint(ids: tf.Tensor) -> tf.Tensor:

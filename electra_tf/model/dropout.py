@@ -61,5 +61,6 @@ class CounterDropout(keras.layers.Layer):
         if keys is None:  # outside a pretraining step: key each row by its position in the batch
             keys = tf.cast(tf.range(tf.shape(inputs)[0]), tf.uint32)
         layer_keys = counter_random.row_keys(self.salt, tf.constant(0, tf.int64), tf.cast(keys, tf.int64), salt=0)
-        keep = counter_random.uniform(layer_keys, inputs.shape[1:]) >= self.rate
+        tail = inputs.shape[1:] if inputs.shape[1:].is_fully_defined() else tf.shape(inputs)[1:]
+        keep = counter_random.uniform(layer_keys, tail) >= self.rate
         return tf.where(keep, inputs / tf.cast(1.0 - self.rate, inputs.dtype), tf.zeros_like(inputs))

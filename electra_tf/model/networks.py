@@ -79,6 +79,18 @@ def tf1_variable_shapes(network: Network, config: ModelConfig) -> dict[str, Shap
     return shapes
 
 
+def encoder_variable_shapes(config: ModelConfig) -> dict[str, Shape]:
+    """The discriminator's embeddings, projection and layers without its pretraining head.
+
+    What fine-tuning starts from: the encoder under Google's names (``electra/...``) for the
+    discriminator's encoder ``config``.
+    """
+    head = DISCRIMINATOR.head_scope + "/"
+    return {
+        name: shape for name, shape in tf1_variable_shapes(DISCRIMINATOR, config).items() if not name.startswith(head)
+    }
+
+
 def _add_dense(shapes: dict[str, Shape], scope: str, inputs: int, outputs: int) -> None:
     shapes[f"{scope}/kernel"] = (inputs, outputs)
     shapes[f"{scope}/bias"] = (outputs,)

@@ -29,6 +29,16 @@ import tensorflow as tf
 from electra_tf.config import PretrainingConfig
 from electra_tf.data.input_pipeline import FEATURES
 from electra_tf.model import counter_random
+from electra_tf.model.compiled_step import (
+    CompiledPerModel,
+    apply_global_gradients,
+    current_learning_rate,
+    loss_scale,
+    reducible_by_keras,
+    replica_position,
+    sum_over_replicas,
+    sum_statistics_over_replicas,
+)
 from electra_tf.model.dropout import DropoutNoise
 from electra_tf.model.embeddings import SharedEmbeddings
 from electra_tf.model.encoder import TransformerEncoder
@@ -59,41 +69,8 @@ from electra_tf.model.metrics import (
     confusion_counts,
 )
 
-CLIP_NORM = 1.0
 _EVAL_STEP = -1
 """Evaluation draws its masks with this step and a fingerprint of each example (reproducible)."""
-
-
-class _CompiledPerModel:
-    """Decorator of a model method: one ``tf.function`` per model, XLA-compiled when the model's
-    ``config.jit_compile`` says so.
-
-    The step compiles its inner function rather than using ``compile(jit_compile=True)`` because
-    XLA-compiling the whole Keras step fails under ``MirroredStrategy`` (README.md#design).
-    """
-
-    def __init__(self, method) -> None:
-        self.method = method
-        self.__doc__ = method.__doc__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, model: ElectraPretrainer | None, owner: type | None = None):
-        if model is None:
-            return self
-        function = tf.function(self.method.__get__(model), jit_compile=model.config.jit_compile, reduce_retracing=True)
-        model.__dict__[self.name] = function  # built once: later lookups find it before this descriptor
-        return function
-
-    @staticmethod
-    def build_all(model: ElectraPretrainer) -> None:
-        """Create every compiled function of ``model`` now, under the scope it is built in, rather
-        than in the replicas' threads when the step is first traced (each would make its own)."""
-        for owner in type(model).__mro__:
-            for attribute in vars(owner).values():
-                if isinstance(attribute, _CompiledPerModel):
-                    attribute.__get__(model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +97,8 @@ class ElectraPretrainer(keras.Model):
     """ELECTRA's generator and discriminator with shared embeddings, trainable with ``fit``.
 
     ``special`` holds the vocab's [CLS]/[SEP]/[MASK] ids; ``several_workers`` says whether the
-    distribution strategy spans several processes (the driver knows; see :func:`_reducible_by_keras`).
+    distribution strategy spans several processes (the driver knows; see
+    :func:`electra_tf.model.compiled_step.reducible_by_keras`).
     Build the model and its optimizer under the distribution strategy's scope and the
     mixed-precision policy you train with.
     """
@@ -130,6 +108,7 @@ class ElectraPretrainer(keras.Model):
         self.config = config
         self.special = special
         self.several_workers = several_workers
+        self.step_jit_compile = config.jit_compile
         discriminator, generator = config.discriminator_config(), config.generator_config()
         self.noise = DropoutNoise()
         self.embeddings = SharedEmbeddings(discriminator, self.noise)
@@ -139,7 +118,7 @@ class ElectraPretrainer(keras.Model):
         self.discriminator_head = DiscriminatorHead(discriminator)
         self._metric_set = _PretrainingMetrics()
         self._thresholds = tf.constant(auc_thresholds())
-        _CompiledPerModel.build_all(self)
+        CompiledPerModel.build_all(self)
         self.built = True
 
     # ------------------------------------------------------------------------------------------
@@ -152,9 +131,7 @@ class ElectraPretrainer(keras.Model):
         micro-batch's :meth:`_objective` (:meth:`_corrupt`: mask → generator → sample; then the
         discriminator → losses) and sums the gradients; then the replicas' sum → clip → apply → metrics.
         """
-        replica = tf.distribute.get_replica_context()
-        num_replicas = replica.num_replicas_in_sync if replica is not None else 1
-        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        replica_id, num_replicas = replica_position()
         batch = {name: data[name] for name in FEATURES}
         local_size = batch["input_ids"].shape[0]
         if local_size is None:
@@ -163,32 +140,26 @@ class ElectraPretrainer(keras.Model):
             batch = {name: tf.ensure_shape(value, [local_size, *value.shape[1:]]) for name, value in batch.items()}
 
         local = self.step_denominators(batch["input_ids"], batch["input_mask"])
-        denominators = StepDenominators(*_sum_over_replicas([local.masked, local.tokens]))
-        loss_scale = _loss_scale(self.optimizer)
+        denominators = StepDenominators(*sum_over_replicas([local.masked, local.tokens]))
+        scale = loss_scale(self.optimizer)
         step = tf.convert_to_tensor(self.optimizer.iterations)
-        learning_rate = _current_learning_rate(self.optimizer)
+        learning_rate = current_learning_rate(self.optimizer)
         first_example = tf.cast(replica_id, tf.int32) * local_size
         gradients, statistics = self.loss_gradients(
-            batch, step, first_example, denominators.masked, denominators.tokens, loss_scale
+            batch, step, first_example, denominators.masked, denominators.tokens, scale
         )
 
-        gradients = _sum_over_replicas(gradients)
-        # The clip sees the true gradient norm: unscaled, of the global batch.
-        norm = tf.linalg.global_norm(gradients) / loss_scale
-        factor = tf.minimum(1.0, CLIP_NORM / norm)
-        # The optimizer sums the per-replica gradients again, so hand each replica its share.
-        gradients = [g * (factor / num_replicas) for g in gradients]
-        self.optimizer.apply(gradients, self.trainable_variables)
+        norm = apply_global_gradients(self.optimizer, gradients, self.trainable_variables, scale)
 
-        self._metric_set.update(_sum_statistics_over_replicas(statistics))
+        self._metric_set.update(sum_statistics_over_replicas(statistics))
         logs = self._metric_set.results(self.config)
         logs[GRAD_NORM] = norm
         logs[LEARNING_RATE] = learning_rate
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            logs[LOSS_SCALE] = loss_scale
-        return _reducible_by_keras(logs, self.several_workers)
+            logs[LOSS_SCALE] = scale
+        return reducible_by_keras(logs, self.several_workers)
 
-    @_CompiledPerModel
+    @CompiledPerModel
     def loss_gradients(
         self,
         batch: dict[str, tf.Tensor],
@@ -320,10 +291,10 @@ class ElectraPretrainer(keras.Model):
         batch = {name: data[name] for name in FEATURES}
         denominators = self.step_denominators(batch["input_ids"], batch["input_mask"])
         statistics = self.eval_statistics(batch, denominators.masked, denominators.tokens)
-        self._metric_set.update(_sum_statistics_over_replicas(statistics))
-        return _reducible_by_keras(self._metric_set.results(self.config), self.several_workers)
+        self._metric_set.update(sum_statistics_over_replicas(statistics))
+        return reducible_by_keras(self._metric_set.results(self.config), self.several_workers)
 
-    @_CompiledPerModel
+    @CompiledPerModel
     def eval_statistics(
         self, batch: dict[str, tf.Tensor], masked_total: tf.Tensor, token_total: tf.Tensor
     ) -> dict[str, tf.Tensor]:
@@ -404,37 +375,3 @@ class _PretrainingMetrics:
         logs = {metric.name: metric.result() for metric in self.all}
         logs[LOSS] = config.gen_weight * logs[MLM_LOSS] + config.disc_weight * logs[DISC_LOSS]
         return logs
-
-
-def _sum_over_replicas(values: list[tf.Tensor]) -> list[tf.Tensor]:
-    replica = tf.distribute.get_replica_context()
-    if replica is None or replica.num_replicas_in_sync == 1:
-        return list(values)
-    return replica.all_reduce(tf.distribute.ReduceOp.SUM, list(values))
-
-
-def _sum_statistics_over_replicas(statistics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """The global batch's statistics on every replica: Keras averages the replicas' metric results,
-    and an average of per-replica ratios is not the global batch's ratio."""
-    names = sorted(statistics)
-    return dict(zip(names, _sum_over_replicas([statistics[name] for name in names]), strict=True))
-
-
-def _reducible_by_keras(logs: dict[str, tf.Tensor], several_workers: bool) -> dict[str, tf.Tensor]:
-    """``logs`` as Keras can reduce them: across several workers it calls ``strategy.reduce(MEAN, axis=0)``,
-    which fails on scalars (tensorflow/tensorflow#72388), so there each becomes a ``[1]`` vector. Every
-    replica holds the same values (global sums), so the mean is exact."""
-    if several_workers:
-        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-    return logs
-
-
-def _loss_scale(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return tf.cast(tf.convert_to_tensor(optimizer.dynamic_scale), tf.float32)
-    return tf.constant(1.0)
-
-
-def _current_learning_rate(optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
-    inner = optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
-    return tf.cast(tf.convert_to_tensor(inner.learning_rate), tf.float32)
