@@ -40,3 +40,10 @@ def test_architecture_names_go_to_the_starting_point_and_unknown_names_are_refus
         resolve_hparams("small", {"num_train_epochs": 2.5}, {})
     with pytest.raises(UserError, match="layerwise_lr_decay must be in"):
         resolve_hparams("small", {"layerwise_lr_decay": 0}, {})
+
+
+def test_freeze_encoder_is_off_by_default_and_must_be_a_boolean():
+    assert resolve_hparams("small", {}, {}).freeze_encoder is False
+    assert resolve_hparams("small", {"freeze_encoder": False}, {"freeze_encoder": True}).freeze_encoder is True
+    with pytest.raises(UserError, match="freeze_encoder must be true or false"):
+        resolve_hparams("small", {"freeze_encoder": 1}, {})

@@ -1,5 +1,6 @@
 """A fine-tuning run end to end: output layout, results of every trial and their median, CLI error lines."""
 
+import dataclasses
 import json
 import shutil
 import statistics
@@ -10,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from finetune_fixtures import (
     TINY_ARCHITECTURE,
     write_classification_task,
@@ -23,11 +25,13 @@ from shared_data import requires_shared_data, shared_file
 from electra_tf import REPO_ROOT
 from electra_tf.finetune.batches import Batches
 from electra_tf.finetune.evaluation import EncodedSplit, predict_labels
-from electra_tf.finetune.model import assign_weights, build_finetuning_model
+from electra_tf.finetune.model import assign_weights, build_finetuning_model, network_weights
 from electra_tf.finetune.run import FinetuningOptions, run_finetuning
+from electra_tf.finetune.starting_point import load_starting_point
 from electra_tf.finetune.tasks import get_task
 from electra_tf.finetune.trainer import FinetuningTrainer
 from electra_tf.interop.safetensors_io import read_weights
+from electra_tf.optimization import create_finetuning_optimizer
 from electra_tf.tokenization import Vocab
 
 QUICK = {"num_train_epochs": 1, "train_batch_size": 16, "max_seq_length": 32, "log_every_steps": 2}
@@ -279,3 +283,51 @@ def test_format_flags_of_the_generic_tasks_are_refused_for_a_built_in_one(tmp_pa
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --tag-column describe the files of --task tagging, not of --task conll2002_ner."
     )
+
+
+def test_a_frozen_encoder_probe_trains_the_head_alone(tmp_path, hf_export):
+    """--freeze-encoder: every encoder weight ends as the starting point's, the head moves, the loss falls."""
+    options = dataclasses.replace(
+        tagging_options(tmp_path, hf_export, num_trials=1, seed=5),
+        hparams={**QUICK, "num_train_epochs": 3, "learning_rate": 1e-2, "freeze_encoder": True},
+    )
+    results = run_finetuning(options)
+    assert results["hparams"]["freeze_encoder"] is True
+    trained = read_weights(tmp_path / "out" / "trial_0")
+    point = load_starting_point(hf_export)
+    encoder_names = set(point.weights)
+    assert encoder_names and encoder_names < set(trained)
+    for name in encoder_names:
+        np.testing.assert_array_equal(trained[name], point.weights[name], err_msg=name)
+    keras.utils.set_random_seed(5)
+    fresh = network_weights(build_finetuning_model(point.encoder, "tagging", 3))
+    head_names = set(trained) - encoder_names
+    assert head_names == {"classifier/kernel", "classifier/bias"}
+    assert not np.allclose(trained["classifier/kernel"], fresh["classifier/kernel"])
+    dev_losses = [epoch["dev"]["loss"] for epoch in results["trials"][0]["epochs"]]
+    assert dev_losses[-1] < dev_losses[0]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_frozen_encoder_gets_no_slots_and_no_dropout(freeze, vocab_file):
+    point = load_starting_point(
+        None, vocab_file=vocab_file, model_size="small", hparams=TINY_ARCHITECTURE, do_lower_case=True
+    )
+    network = build_finetuning_model(point.encoder, "tagging", 3, freeze_encoder=freeze)
+    trainer = FinetuningTrainer(network, max_seq_length=16, seed=0)
+    trainer.compile(create_finetuning_optimizer(network, learning_rate=1e-3, num_train_steps=10))
+    head = {id(variable) for variable in network.head.trainable_variables}
+    trained = {id(variable) for variable in trainer.trainable_variables}
+    assert (trained == head) == freeze and head <= trained
+    slots = [variable for variable in trainer.optimizer.variables if "adam_m" in variable.path]
+    assert len(slots) == len(trained)
+    network.head.dropout.rate = 0.0  # what is left of dropout is the encoder's
+    features = {
+        "input_ids": tf.constant([[2, 5, 6, 7, 3]]),
+        "input_mask": tf.ones((1, 5), tf.int32),
+        "segment_ids": tf.zeros((1, 5), tf.int32),
+    }
+    keys = tf.constant([7], tf.uint32)
+    training = network(features, training=True, dropout_keys=keys).numpy()
+    inference = network(features, training=False).numpy()
+    assert np.array_equal(training, inference) == freeze

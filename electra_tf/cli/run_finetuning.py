@@ -78,7 +78,7 @@ flags.DEFINE_string(
     "{}",
     "Fine-tuning hyperparameters: a JSON object or the path of a JSON file, with Google's names (learning_rate, "
     "layerwise_lr_decay, num_train_epochs, train_batch_size, eval_batch_size, max_seq_length, warmup_proportion, "
-    "weight_decay_rate, dev_fraction, log_every_steps, model_hparam_overrides).",
+    "weight_decay_rate, dev_fraction, log_every_steps, freeze_encoder, model_hparam_overrides).",
 )
 flags.DEFINE_float("learning-rate", None, "Peak learning rate. Default: 3e-4 small, 1e-4 base, 5e-5 large.")
 flags.DEFINE_float(
@@ -93,6 +93,13 @@ flags.DEFINE_integer(
     None,
     "Longest model input in word pieces; longer sentences are tagged in overlapping windows (every word scored "
     "once), longer texts are cut. Default: 128.",
+)
+flags.DEFINE_boolean(
+    "freeze-encoder",
+    None,
+    "A frozen-encoder probe: train only the task head on the pretrained encoder's last hidden states (the encoder "
+    "runs in inference mode and gets no updates). Cheap, and sensitive to pretraining long before full fine-tuning "
+    "is. Default: off.",
 )
 flags.DEFINE_integer(
     "num-trials", 1, "Independent runs with seeds --seed, --seed+1, ...; results.json has each and the median."
@@ -126,7 +133,14 @@ flags.DEFINE_string("text-pair-column", None, "classification: the column of a s
 flags.DEFINE_string("label-column", DEFAULT_COLUMNS.label, "classification: the column (or JSON key) of the label.")
 flags.DEFINE_enum("file-format", "tsv", ["tsv", "jsonl"], "classification: TSV with a header row, or JSON Lines.")
 
-HPARAM_FLAGS = ("learning-rate", "layerwise-lr-decay", "num-train-epochs", "train-batch-size", "max-seq-length")
+HPARAM_FLAGS = (
+    "learning-rate",
+    "layerwise-lr-decay",
+    "num-train-epochs",
+    "train-batch-size",
+    "max-seq-length",
+    "freeze-encoder",
+)
 """Flags that set a fine-tuning hyperparameter of the same name (dashes become underscores)."""
 _FORMAT_FLAGS = {
     TAGGING: ("word-column", "tag-column", "delimiter"),

@@ -3,8 +3,9 @@
 The recipe is ELECTRA's published fine-tuning one (paper Table 7 and Google's
 ``configure_finetuning.py``): learning rate 3e-4 (small), 1e-4 (base), 5e-5 (large); layer-wise
 decay 0.8 (0.9 for large); 3 epochs; batch 32; 128 ids; warmup over the first 10% of the steps;
-weight decay 0.01. A value in ``--hparams`` (a JSON object or file, Google's names) replaces the
-recipe's, and a flag that is given replaces both. The architecture names
+weight decay 0.01; the whole network trains (``freeze_encoder`` trains the head alone). A value
+in ``--hparams`` (a JSON object or file, Google's names) replaces the recipe's, and a flag that is
+given replaces both. The architecture names
 (``model_hparam_overrides``, ``embedding_size``, ``vocab_size``) go to the starting point.
 """
 
@@ -41,6 +42,9 @@ class FinetuningHparams:
     dev_fraction: float = 0.1
     """The share of the training data sliced off as dev when a task has no dev split."""
     log_every_steps: int = 50
+    freeze_encoder: bool = False
+    """Train only the head (a linear probe): the encoder runs in inference mode, without gradients or
+    optimizer state, so the score measures what pretraining put into its last hidden states."""
 
     def __post_init__(self) -> None:
         for name in ("num_train_epochs", "train_batch_size", "eval_batch_size", "max_seq_length", "log_every_steps"):
@@ -110,7 +114,10 @@ def resolve_hparams(size: str, hparams: Mapping[str, Any], flags: Mapping[str, A
     values: dict[str, Any] = {**RECIPES[size], **hparams, **flags}
     for name, value in values.items():
         expected = _FIELDS[name].type
-        if expected == "int":
+        if expected == "bool":
+            if not isinstance(value, bool):
+                raise UserError(f"{name} must be true or false, got {value!r}.")
+        elif expected == "int":
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):

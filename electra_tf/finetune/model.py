@@ -95,13 +95,18 @@ class ClassificationHead(keras.layers.Layer):
 class FinetuningNetwork(keras.Model):
     """Embeddings → ``electra`` encoder → task head; float32 logits ``[B, T, L]`` (tagging) or ``[B, L]``.
 
+    With ``freeze_encoder`` the embeddings and encoder are not trainable (no gradients, no optimizer
+    state) and run in inference mode (no dropout) even in a training call: only the head learns.
+
     Call it with ``{"input_ids", "input_mask", "segment_ids"}`` (int32 ``[B, T]``). A training call
     needs ``dropout_keys`` (uint32 ``[B]``, from :func:`dropout_keys`) unless dropout is off: with
     fixed keys every step would drop the same units. Build it (and its optimizer) under the
     distribution strategy's scope and the precision policy of the run.
     """
 
-    def __init__(self, encoder: ModelConfig, kind: str, num_labels: int, **kwargs) -> None:
+    def __init__(
+        self, encoder: ModelConfig, kind: str, num_labels: int, freeze_encoder: bool = False, **kwargs
+    ) -> None:
         super().__init__(name="finetuning_network", **kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -115,6 +120,10 @@ class FinetuningNetwork(keras.Model):
         self.electra = TransformerEncoder(encoder, self.noise, name=DISCRIMINATOR.encoder_scope)
         head_class = TaggingHead if kind == TAGGING else ClassificationHead
         self.head = head_class(encoder, num_labels, self.noise)
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.embeddings.trainable = False
+            self.electra.trainable = False
         self.built = True
 
     def call(
@@ -126,9 +135,10 @@ class FinetuningNetwork(keras.Model):
         if training and uses_dropout and dropout_keys is None:
             raise ValueError("a training call needs dropout_keys (see electra_tf.finetune.model.dropout_keys)")
         keys = dropout_keys if dropout_keys is not None else tf.zeros_like(inputs["input_ids"][:, 0], tf.uint32)
+        encoder_training = training and not self.freeze_encoder
         with self.noise.keys_for_pass(keys):
-            embedded = self.embeddings(inputs["input_ids"], inputs["segment_ids"], training=training)
-            hidden = self.electra(embedded, inputs["input_mask"], training=training)
+            embedded = self.embeddings(inputs["input_ids"], inputs["segment_ids"], training=encoder_training)
+            hidden = self.electra(embedded, inputs["input_mask"], training=encoder_training)
             logits = self.head(hidden, training=training)
         return tf.cast(logits, tf.float32)
 
@@ -139,9 +149,12 @@ class FinetuningNetwork(keras.Model):
         return variables | self.head.tf1_variables()
 
 
-def build_finetuning_model(encoder: ModelConfig, kind: str, num_labels: int) -> FinetuningNetwork:
-    """The network for ``kind`` (``tasks.TAGGING`` or ``tasks.CLASSIFICATION``) with ``num_labels`` outputs."""
-    return FinetuningNetwork(encoder, kind, num_labels)
+def build_finetuning_model(
+    encoder: ModelConfig, kind: str, num_labels: int, freeze_encoder: bool = False
+) -> FinetuningNetwork:
+    """The network for ``kind`` (``tasks.TAGGING`` or ``tasks.CLASSIFICATION``) with ``num_labels`` outputs;
+    ``freeze_encoder``: only the head trains (see :class:`FinetuningNetwork`)."""
+    return FinetuningNetwork(encoder, kind, num_labels, freeze_encoder)
 
 
 def head_variable_shapes(encoder: ModelConfig, kind: str, num_labels: int) -> dict[str, Shape]:

@@ -233,7 +233,7 @@ class Learner:
         strategy: tf.distribute.Strategy,
     ) -> Learner:
         with strategy.scope():
-            network = build_finetuning_model(point.encoder, kind, num_labels)
+            network = build_finetuning_model(point.encoder, kind, num_labels, hparams.freeze_encoder)
             optimizer = create_finetuning_optimizer(
                 network,
                 learning_rate=hparams.learning_rate,
@@ -301,7 +301,7 @@ def _run_trial(
     )
     best = KeepBestEpoch(evaluator, tf.summary.create_file_writer(str(logs / "dev")) if chief else None)
     logging.info(
-        "Trial %d of %d (seed %d): %d epochs of %d steps, batch %d, lr %.3g, layer-wise decay %.2f, %s, XLA %s.",
+        "Trial %d of %d (seed %d): %d epochs of %d steps, batch %d, lr %.3g, layer-wise decay %.2f, %s, XLA %s%s.",
         trial + 1,
         options.num_trials,
         seed,
@@ -312,6 +312,7 @@ def _run_trial(
         hparams.layerwise_lr_decay,
         options.precision,
         "on" if options.jit_compile else "off",
+        ", encoder frozen (only the head trains)" if hparams.freeze_encoder else "",
     )
     trainer.fit(
         train.dataset(hparams.num_train_epochs),
