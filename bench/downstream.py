@@ -10,10 +10,25 @@ the benchmark can be continued after an interruption, in several sittings):
    ``--keep-fractions`` of the run (``run_pretraining.py`` resumes by itself when interrupted; the wall
    time adds up the sittings, each counted up to its last checkpoint).
 3. ``export``: each kept checkpoint as a Hugging Face directory (``export_to_hf.py``).
+4. ``probe``: the frozen-encoder probe (``run_finetuning.py --freeze-encoder``) on ``--probe-task``
+   (``ud_pos``) for every kept checkpoint and for random init of the same architecture, ``--seeds`` seeds.
+5. ``finetune``: full fine-tuning on each of ``--tasks`` from random init and from every kept
+   checkpoint, ``--num-trials`` seeds (``ud_pos`` trains on the AnCora dev file: the run says so and
+   the note is kept).
+6. ``peer``: ``bench/hf_finetuning.py`` (Hugging Face, PyTorch) on the last checkpoint's export on
+   ``--peer-task``, with the recipe and seeds of electra_tf's run of it; both training speeds.
+7. ``report``: ``--table`` (markdown), ``--picture`` (SVG: score against pretraining step, random init at
+   step 0) and TensorBoard scalars under ``WORK_DIR/tensorboard``, from the results file alone.
 
-The budget actually spent (steps, examples seen, wall time) and the held-out pretraining metrics at
-each kept checkpoint are recorded with the stage. A stage that has not run has no entry: the report
-says "not run", never a default number.
+Stages 4–6 keep one entry per (task, model) run with its seeds, median and spread (min–max); a run
+with an entry is skipped, one without (never finished, or interrupted) runs again. The budget
+actually spent (steps, examples seen, wall time) and the held-out pretraining metrics at each kept
+checkpoint are recorded with the pretraining stage, and what was left out (tasks, checkpoints,
+examples, epochs) under ``sizing``. A run that has not finished has no entry: the report says
+"not run", never a default number. ``--stages`` runs a subset (the earlier stages must have run).
+
+    python bench/downstream.py                                        # everything, or continue
+    python bench/downstream.py --stages probe,report --seeds 5        # one stage again, sized
 """
 
 from __future__ import annotations
@@ -26,10 +41,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import downstream_finetuning
+import downstream_report
 from stages import REPO_ROOT, Results, logger, run_command
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "downstream_results.json"
+DEFAULT_LABELED = REPO_ROOT.parent / "shared" / "data" / "labeled"
+STAGES = ("data", "pretrain", "export", "probe", "finetune", "peer", "report")
+DEFAULT_TASKS = ("conll2002_ner", "ud_pos", "pharmaconer")
 SEQUENCE_LENGTH = 128
 EVAL_BATCH_SIZE = 32
 EVAL_BATCHES = 16
@@ -51,6 +71,8 @@ def build_records(args: argparse.Namespace, results: Results) -> Path:
     stage = results.section("data")
     if "train_examples" in stage:
         return data_dir
+    if not args.corpus.is_file():
+        raise SystemExit(f"error: --corpus {args.corpus} not found (pass a Spanish plain-text corpus file)")
     corpus_dir = args.work_dir / "corpus"
     corpus_dir.mkdir(parents=True, exist_ok=True)
     link = corpus_dir / args.corpus.name
@@ -156,12 +178,14 @@ def close_interrupted_sitting(sittings: list[dict[str, float]], model_dir: Path)
     sittings[-1]["end"] = max([sittings[-1]["start"], *written])
 
 
-def export_checkpoints(args: argparse.Namespace, results: Results, model_dir: Path) -> dict[int, Path]:
-    """Stage 3: a Hugging Face directory per kept checkpoint."""
+def export_checkpoints(args: argparse.Namespace, model_dir: Path, run: bool) -> dict[int, Path]:
+    """Stage 3: a Hugging Face directory per kept checkpoint (``run`` False: only those already written)."""
     exports = {}
     for step in kept_steps(args):
         output = args.work_dir / "exports" / f"step{step}"
         if not (output / "discriminator" / "config.json").exists():
+            if not run:
+                continue
             log(f"exporting the checkpoint of step {step}")
             run_command(
                 [
@@ -178,10 +202,15 @@ def export_checkpoints(args: argparse.Namespace, results: Results, model_dir: Pa
     return exports
 
 
+def comma_list(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/downstream"), help="Records, models, logs.")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="The durable results file.")
+    parser.add_argument("--stages", type=comma_list, default=list(STAGES), help=f"Subset of {','.join(STAGES)}.")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="Plain-text Spanish corpus file.")
     parser.add_argument("--eval-fraction", type=float, default=0.01, help="Documents held out for evaluation.")
     parser.add_argument("--model-size", default="small", help="Architecture preset of the pretrained model.")
@@ -199,19 +228,88 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Fractions of the run whose checkpoints are scored and fine-tuned.",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--labeled-dir",
+        type=Path,
+        default=DEFAULT_LABELED,
+        help=f"Folder of the labelled sets, one subfolder per task ({downstream_finetuning.TASK_FOLDERS}).",
+    )
+    parser.add_argument("--tasks", type=comma_list, default=list(DEFAULT_TASKS), help="Fully fine-tuned tasks.")
+    parser.add_argument("--probe-task", default="ud_pos", help="The frozen-encoder probe's task.")
+    parser.add_argument("--peer-task", default="conll2002_ner", help="The Hugging Face peer's task.")
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds of the probe.")
+    parser.add_argument("--num-trials", type=int, default=3, help="Seeds of full fine-tuning and of the peer.")
+    parser.add_argument("--first-seed", type=int, default=1, help="Seeds are first-seed, first-seed+1, ...")
+    parser.add_argument(
+        "--skip-steps",
+        type=lambda text: {int(part) for part in comma_list(text)},
+        default=set(),
+        help="Kept checkpoints (by step) left out of probe, fine-tuning and peer.",
+    )
+    parser.add_argument("--max-train-examples", type=int, help="Train every run on its first N examples only.")
+    parser.add_argument("--num-train-epochs", type=int, default=3, help="Epochs of every fine-tuning run.")
+    parser.add_argument("--probe-learning-rate", type=float, default=5e-3, help="Peak rate of the probe's head.")
+    parser.add_argument(
+        "--finetune-learning-rate", type=float, help="Peak rate of full fine-tuning (default: the recipe's)."
+    )
+    parser.add_argument("--log-every-steps", type=int, default=50, help="Fine-tuning logging (and speed) window.")
+    parser.add_argument("--table", type=Path, default=REPO_ROOT / "bench" / "downstream_table.md")
+    parser.add_argument("--picture", type=Path, default=REPO_ROOT / "docs" / "downstream.svg")
     args = parser.parse_args(argv)
-    if not args.corpus.is_file():
-        parser.error(f"--corpus {args.corpus} not found (pass a Spanish plain-text corpus file)")
+    unknown = [stage for stage in args.stages if stage not in STAGES]
+    if unknown:
+        parser.error(f"--stages {unknown[0]!r}: the stages are {', '.join(STAGES)}")
+    for task in {*args.tasks, args.probe_task, args.peer_task}:
+        if task not in downstream_finetuning.TASK_FOLDERS:
+            parser.error(f"task {task!r}: the tasks are {', '.join(downstream_finetuning.TASK_FOLDERS)}")
     return args
+
+
+def record_sizing(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -> None:
+    """What this invocation's downstream stages left out, kept with the results (the last sitting's)."""
+    common = {
+        "skipped_steps": sorted(args.skip_steps),
+        "max_train_examples": args.max_train_examples or "all",
+        "num_train_epochs": args.num_train_epochs,
+    }
+    stages = {
+        "probe": {"task": args.probe_task, "seeds": args.seeds, **common},
+        "finetune": {
+            "tasks": args.tasks,
+            "tasks_not_run": [task for task in downstream_finetuning.TASK_FOLDERS if task not in args.tasks],
+            "seeds": args.num_trials,
+            **common,
+        },
+        "peer": {"task": args.peer_task, "step": max(exports) if exports else None, "seeds": args.num_trials},
+    }
+    for stage, sizing in stages.items():
+        if stage in args.stages:
+            results.section("sizing", stage).update(sizing)
+    results.save()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = Results(args.results, {})
-    data_dir = build_records(args, results)
-    model_dir = pretrain(args, results, data_dir)
-    export_checkpoints(args, results, model_dir)
+    data_dir = args.work_dir / "data"
+    model_dir = args.work_dir / "pretrain"
+    if "data" in args.stages:
+        data_dir = build_records(args, results)
+    if "pretrain" in args.stages:
+        model_dir = pretrain(args, results, data_dir)
+    exports = export_checkpoints(args, model_dir, run="export" in args.stages)
+    exports = {step: path for step, path in exports.items() if step not in args.skip_steps}
+    downstream = [stage for stage in ("probe", "finetune", "peer") if stage in args.stages]
+    if downstream and not exports:
+        raise SystemExit("error: no exported checkpoint to fine-tune: run the data, pretrain and export stages first")
+    record_sizing(args, results, exports)
+    for stage in downstream:
+        getattr(downstream_finetuning, stage)(args, results, exports)
+    if "report" in args.stages:
+        steps = [step for step in kept_steps(args) if step not in args.skip_steps]
+        outputs = {"table": args.table, "picture": args.picture, "tensorboard": args.work_dir / "tensorboard"}
+        print(downstream_report.report(results.values, steps, args.tasks, args.probe_task, args.peer_task, outputs))
     return results.values
 
 

@@ -67,6 +67,18 @@ def panel(x0: int, title: str, series: dict[str, list[tuple[int, float]]]) -> li
     return out
 
 
+def write_svg(output: Path, elements: list[str], panels: int) -> None:
+    """An SVG document of ``panels`` side-by-side charts made of ``elements`` (from :func:`panel`)."""
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{panels * WIDTH}" height="{HEIGHT + 60}" '
+        f'font-family="sans-serif" font-size="13">\n<rect width="100%" height="100%" fill="white"/>\n'
+        + "\n".join(elements)
+        + "\n</svg>\n"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(svg, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, required=True)
@@ -76,14 +88,7 @@ def main() -> None:
     for index, (subdir, title, tags) in enumerate(PANELS):
         scalars = read_scalars(args.model_dir / subdir)
         elements += panel(index * WIDTH, title, {tag: scalars[tag] for tag in tags if tag in scalars})
-    svg = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * WIDTH}" height="{HEIGHT + 60}" '
-        f'font-family="sans-serif" font-size="13">\n<rect width="100%" height="100%" fill="white"/>\n'
-        + "\n".join(elements)
-        + "\n</svg>\n"
-    )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(svg, encoding="utf-8")
+    write_svg(args.output, elements, len(PANELS))
     print(f"wrote {args.output}")
 
 

@@ -1,0 +1,181 @@
+"""The downstream benchmark's report: a markdown table, an SVG picture and TensorBoard scalars, all
+made from the results file alone.
+
+Rows: random init, each kept checkpoint by step, the Hugging Face fine-tuning of the last one; columns:
+the held-out discriminator AUC of pretraining, each task's test score and the frozen probe's, as
+median (min–max) over seeds in percent. A cell whose run has no entry says "not run": a missing
+result is never shown as a number. Below it, clearly apart, the published EvalES figures of
+full-size Spanish models, for context only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from downstream_finetuning import model_name
+from plot_curves import WIDTH, panel, write_svg
+
+NOT_RUN = "not run"
+PUBLISHED_NOTE = (
+    "Published figures (EvalES) of full-size models pretrained for days on large corpora, for context only: "
+    "they are not comparable with the rows above, which come from a small model pretrained for hours on a CPU."
+)
+PUBLISHED = (
+    ("BETO-cased", {"conll2002_ner": 87.59, "ud_pos": 99.00}),
+    ("Electricidad-base", {"conll2002_ner": 79.54, "ud_pos": 98.18}),
+    ("RoBERTa-BNE", {"conll2002_ner": 88.51, "ud_pos": 99.07}),
+    ("bsc-bio-ehr-es", {"pharmaconer": 89.13}),
+)
+PUBLISHED_TASKS = {"conll2002_ner": "CoNLL-NERC F1", "ud_pos": "UD-POS accuracy", "pharmaconer": "PharmaCoNER F1"}
+
+
+def cell(entry: dict[str, Any] | None) -> str:
+    """``median (min–max)`` in percent, or "not run" when the run has no finished entry."""
+    if not entry or "median" not in entry:
+        return NOT_RUN
+    return f"{100 * entry['median']:.1f} ({100 * entry['min']:.1f}–{100 * entry['max']:.1f})"
+
+
+def entry_of(results: dict[str, Any], stage: str, task: str, name: str) -> dict[str, Any] | None:
+    return results.get(stage, {}).get(task, {}).get(name)
+
+
+def table(results: dict[str, Any], steps: list[int], tasks: list[str], probe_task: str, peer_task: str) -> str:
+    """The markdown report: our rows, then the published reference rows apart."""
+    held_out = results.get("pretrain", {}).get("held_out", {})
+    header = ["model", "pretraining step", "held-out disc AUC", *tasks, f"probe: {probe_task} (frozen encoder)"]
+    rows = []
+    for step in [None, *steps]:
+        name = model_name(step)
+        auc = held_out.get(str(step), {}).get("disc_auc") if step is not None else None
+        label = "random init" if step is None else f"step {step}"
+        rows.append(
+            [
+                label,
+                "0" if step is None else str(step),
+                f"{auc:.3f}" if auc is not None else ("—" if step is None else NOT_RUN),
+                *(cell(entry_of(results, "finetune", task, name)) for task in tasks),
+                cell(entry_of(results, "probe", probe_task, name)),
+            ]
+        )
+    if steps:
+        last = steps[-1]
+        peer = entry_of(results, "peer", peer_task, model_name(last))
+        rows.append(
+            [
+                f"step {last}, Hugging Face fine-tuning (PyTorch)",
+                str(last),
+                "—",
+                *(cell(peer) if task == peer_task else NOT_RUN for task in tasks),
+                NOT_RUN,
+            ]
+        )
+    lines = [
+        "Test scores in percent, median (min–max) over seeds; "
+        f"{', '.join(f'{task}: {metric_of(results, task)}' for task in tasks)}.",
+        "",
+        markdown(header, rows),
+        "",
+        *notes(results, tasks, probe_task, peer_task, steps),
+        "",
+        PUBLISHED_NOTE,
+        "",
+        markdown(
+            ["published model", *PUBLISHED_TASKS.values()],
+            [
+                [model, *(f"{scores[t]:.2f}" if t in scores else "—" for t in PUBLISHED_TASKS)]
+                for model, scores in PUBLISHED
+            ],
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def metric_of(results: dict[str, Any], task: str) -> str:
+    """The task's metric as its runs recorded it, or "not run"."""
+    for entry in results.get("finetune", {}).get(task, {}).values():
+        if "metric" in entry:
+            return entry["metric"]
+    return NOT_RUN
+
+
+def notes(results: dict[str, Any], tasks: list[str], probe_task: str, peer_task: str, steps: list[int]) -> list[str]:
+    """The notes under the table: what the runs said about their data, the peer's agreement and speeds."""
+    lines = []
+    for stage, stage_tasks in (("finetune", tasks), ("probe", [probe_task])):
+        for task in stage_tasks:
+            said = {note for entry in results.get(stage, {}).get(task, {}).values() for note in entry.get("notes", [])}
+            lines += [f"- {stage} {task}: {note}" for note in sorted(said)]
+    peer = entry_of(results, "peer", peer_task, model_name(steps[-1])) if steps else None
+    if peer and "median" in peer:
+        ours = peer["electra_tf_train_examples_per_second"]
+        gap = 100 * peer["median_gap_to_electra_tf"]
+        lines.append(
+            f"- peer ({peer_task}, step {steps[-1]}): median gap to electra_tf {gap:.1f} points, "
+            f"larger spread {100 * peer['larger_spread']:.1f}: "
+            f"{'agree' if peer['agrees_within_spread'] else 'DISAGREE'} within spread; training examples/s: "
+            f"electra_tf {f'{ours:.1f}' if ours is not None else 'not measured'}, "
+            f"Hugging Face {peer['hf_train_examples_per_second']:.1f}."
+        )
+    for stage, sizing in sorted(results.get("sizing", {}).items()):
+        lines.append(f"- {stage} sizing: {', '.join(f'{key} {value}' for key, value in sizing.items())}.")
+    return lines
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows)]
+    )
+
+
+def curves(results: dict[str, Any], stage: str, tasks: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """``{task: [(pretraining step, median test score in percent), ...]}`` of the finished runs."""
+    series = {}
+    for task in tasks:
+        entries = results.get(stage, {}).get(task, {})
+        points = sorted(
+            (entry["pretraining_step"], 100 * entry["median"]) for entry in entries.values() if "median" in entry
+        )
+        if points:
+            series[task] = points
+    return series
+
+
+def write_picture(results: dict[str, Any], output: Path, tasks: list[str], probe_task: str) -> None:
+    """Two panels of median test score against pretraining step (random init at step 0)."""
+    elements = panel(0, f"Frozen-encoder probe ({probe_task})", curves(results, "probe", [probe_task]))
+    elements += panel(WIDTH, "Full fine-tuning", curves(results, "finetune", tasks))
+    write_svg(output, elements, 2)
+
+
+def write_tensorboard(results: dict[str, Any], log_dir: Path, tasks: list[str], probe_task: str) -> None:
+    """The same curves as TensorBoard scalars (step = pretraining step), one run folder per stage and task."""
+    import tensorflow as tf
+
+    shutil.rmtree(log_dir, ignore_errors=True)
+    for stage, stage_tasks in (("probe", [probe_task]), ("finetune", tasks)):
+        for task, points in curves(results, stage, stage_tasks).items():
+            writer = tf.summary.create_file_writer(str(log_dir / f"{stage}_{task}"))
+            with writer.as_default():
+                for step, score in points:
+                    tf.summary.scalar("test_score_median", score, step=step)
+            writer.close()
+
+
+def report(
+    results: dict[str, Any],
+    steps: list[int],
+    tasks: list[str],
+    probe_task: str,
+    peer_task: str,
+    outputs: dict[str, Path],
+) -> str:
+    """Write the table, the picture and the TensorBoard scalars; returns the table."""
+    text = table(results, steps, tasks, probe_task, peer_task)
+    outputs["table"].parent.mkdir(parents=True, exist_ok=True)
+    outputs["table"].write_text(text, encoding="utf-8")
+    write_picture(results, outputs["picture"], tasks, probe_task)
+    write_tensorboard(results, outputs["tensorboard"], tasks, probe_task)
+    return text
