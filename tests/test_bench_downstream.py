@@ -1,0 +1,324 @@
+"""The downstream benchmark (bench/downstream.py): its bookkeeping, and every stage end to end.
+
+The default tests check what the fine-tuning stages record, skip, run again and report, with the
+sub-process calls counted and answered by a stand-in that writes what ``run_finetuning.py`` and
+``bench/hf_finetuning.py`` write (seconds). The slow tests run the real benchmark: a tiny ELECTRA
+(2 layers, hidden 32) pretrained for a few steps on one file of the repository's sample corpus,
+exported, probed and fine-tuned on small labelled fixtures written here in the layouts of the real
+tasks (CoNLL-2002's ``esp.*`` columns, AnCora's CoNLL-U dev and test files), and the peer; each stage
+as the benchmark runs it (sub-processes, the results file). They take about 5 minutes on two loaded
+cores (each fine-tuning run starts TensorFlow).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from finetune_fixtures import tagged_sentences, write_column_file
+
+from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+import downstream
+import downstream_finetuning
+from downstream_report import NOT_RUN
+
+TINY = {
+    "embedding_size": 32,
+    "model_hparam_overrides": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    },
+}
+UPOS = {"el": "DET", "la": "DET", "de": "ADP", "en": "ADP", "con": "ADP", "vive": "VERB", "trabaja": "VERB"}
+UPOS |= {"y": "CCONJ", "casa": "NOUN", "ciudad": "NOUN", "muy": "ADV", "grande": "ADJ"}
+
+
+def write_conllu(path: Path, count: int, seed: int) -> None:
+    """A CoNLL-U file: names and cities PROPN, the other words their part of speech."""
+    lines = []
+    for sentence in tagged_sentences(count, seed):
+        for index, (word, tag) in enumerate(sentence, start=1):
+            upos = "PROPN" if tag != "O" else UPOS[word]
+            lines.append("\t".join([str(index), word, word.lower(), upos, "_", "_", "0", "root", "_", "_"]))
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_labeled(root: Path) -> Path:
+    """The real tasks' folders and file names, with small learnable contents."""
+    conll = root / "conll2002_es"
+    conll.mkdir(parents=True)
+    for seed, (name, count) in enumerate((("esp.train", 96), ("esp.testa", 24), ("esp.testb", 24))):
+        write_column_file(conll / name, tagged_sentences(count, seed))
+    ud = root / "ud_es_ancora"
+    ud.mkdir()
+    write_conllu(ud / "es_ancora-ud-dev.conllu", 96, 10)
+    write_conllu(ud / "es_ancora-ud-test.conllu", 24, 11)
+    return root
+
+
+def benchmark_args(root: Path, *extra: str) -> list[str]:
+    return [
+        f"--work-dir={root / 'work'}",
+        f"--results={root / 'results.json'}",
+        f"--table={root / 'table.md'}",
+        f"--picture={root / 'downstream.svg'}",
+        f"--corpus={SAMPLE_CORPUS_DIR / 'ciencia_y_tecnologia.txt'}",
+        "--eval-fraction=0.2",
+        f"--hparams={json.dumps(TINY)}",
+        "--pretrain-steps=6",
+        "--train-batch-size=8",
+        "--precision=float32",
+        f"--labeled-dir={root / 'labeled'}",
+        "--tasks=conll2002_ner",
+        "--seeds=2",
+        "--num-trials=2",
+        "--num-train-epochs=2",
+        "--probe-learning-rate=1e-2",
+        "--log-every-steps=2",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def benchmark(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Every stage once: checkpoints at steps 3 and 6, probe on ud_pos, conll2002_ner fine-tuned, the peer."""
+    root = tmp_path_factory.mktemp("downstream")
+    write_labeled(root / "labeled")
+    argv = benchmark_args(root, "--keep-fractions=0.5,1.0")
+    downstream.main(argv)
+    return root, argv
+
+
+def load(root: Path) -> dict:
+    return json.loads((root / "results.json").read_text(encoding="utf-8"))
+
+
+def run_outputs(root: Path) -> dict[str, float]:
+    """The modification time of every fine-tuning run's results, by run folder."""
+    work = root / "work"
+    found = [*work.glob("probe/*/*/results.json"), *work.glob("finetune/*/*/results.json"), *work.glob("peer/*/*.json")]
+    return {str(path.relative_to(work)): path.stat().st_mtime_ns for path in found}
+
+
+@pytest.mark.slow
+def test_every_stage_records_medians_spreads_and_notes(benchmark):
+    root, _ = benchmark
+    results = load(root)
+    assert results["data"]["train_examples"] > 0
+    assert results["pretrain"]["steps"] == 6 and set(results["pretrain"]["held_out"]) == {"3", "6"}
+    for stage, task in (("probe", "ud_pos"), ("finetune", "conll2002_ner")):
+        entries = results[stage][task]
+        assert set(entries) == {"random_init", "step3", "step6"}
+        for name, entry in entries.items():
+            assert entry["pretraining_step"] == (0 if name == "random_init" else int(name[4:]))
+            assert entry["settings"]["seeds"] == [1, 2] and len(entry["scores"]) == 2
+            assert entry["min"] <= entry["median"] <= entry["max"] and entry["min"] >= 0 and entry["max"] <= 1
+            assert entry["hparams"]["freeze_encoder"] is (stage == "probe")
+            assert entry["hparams"]["num_train_epochs"] == 2
+    assert all(entry["hparams"]["learning_rate"] == 1e-2 for entry in results["probe"]["ud_pos"].values())
+    assert any("dev" in note for note in results["probe"]["ud_pos"]["step6"]["notes"])  # trains on the dev file
+    peer = results["peer"]["conll2002_ner"]["step6"]
+    ours = results["finetune"]["conll2002_ner"]["step6"]
+    assert peer["settings"]["seeds"] == ours["settings"]["seeds"] and peer["recipe"] == ours["hparams"]
+    assert peer["hf_train_examples_per_second"] > 0 and peer["electra_tf_train_examples_per_second"] > 0
+    assert peer["agrees_within_spread"] == (
+        abs(peer["median"] - ours["median"]) <= max(peer["max"] - peer["min"], ours["max"] - ours["min"])
+    )
+    assert results["sizing"]["finetune"]["tasks_not_run"] == ["ud_pos", "pharmaconer", "cantemist", "xnli"]
+
+
+@pytest.mark.slow
+def test_the_report_table_and_picture(benchmark):
+    root, _ = benchmark
+    results = load(root)
+    table = (root / "table.md").read_text(encoding="utf-8")
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    step6 = results["finetune"]["conll2002_ner"]["step6"]
+    assert f"{100 * step6['median']:.1f} ({100 * step6['min']:.1f}–{100 * step6['max']:.1f})" in rows["step 6"]
+    assert NOT_RUN not in rows["random init"] and NOT_RUN not in rows["step 3"]
+    assert rows["step 6, Hugging Face fine-tuning (PyTorch)"].count(NOT_RUN) == 1  # the probe column
+    assert "| BETO-cased | 87.59 | 99.00 | — |" in table and "| bsc-bio-ehr-es | — | — | 89.13 |" in table
+    assert table.index("published figures".capitalize()) > table.index("| step 6, Hugging Face")
+    svg = (root / "downstream.svg").read_text(encoding="utf-8")
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2  # the probe, conll2002_ner
+    assert list((root / "work" / "tensorboard" / "probe_ud_pos").glob("events.*"))
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_finished_runs_and_reruns_an_interrupted_one(benchmark):
+    root, argv = benchmark
+    before = run_outputs(root)
+    downstream.main(argv)
+    assert run_outputs(root) == before  # nothing ran again
+    results = load(root)
+    del results["probe"]["ud_pos"]["step3"]  # as if interrupted before its entry was written
+    (root / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    downstream.main([*argv, "--stages=probe"])
+    after = run_outputs(root)
+    changed = {path for path in after if after[path] != before[path]}
+    assert changed == {"probe/ud_pos/step3/results.json"}
+    assert "median" in load(root)["probe"]["ud_pos"]["step3"]
+
+
+@pytest.mark.slow
+def test_a_missing_result_is_reported_as_not_run(benchmark, tmp_path):
+    root, argv = benchmark
+    results = load(root)
+    del results["finetune"]["conll2002_ner"]["step3"]
+    del results["peer"]
+    (tmp_path / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    report = [f"--results={tmp_path / 'results.json'}", f"--table={tmp_path / 't.md'}", "--stages=report"]
+    downstream.main([*argv, *report])
+    rows = [line.split(" | ") for line in (tmp_path / "t.md").read_text(encoding="utf-8").splitlines()]
+    by_label = {row[0].strip("| "): row for row in rows if len(row) > 3}
+    assert by_label["step 3"][3] == NOT_RUN  # conll2002_ner column
+    assert by_label["step 6, Hugging Face fine-tuning (PyTorch)"][3] == NOT_RUN
+    assert by_label["step 6"][3] != NOT_RUN
+
+
+@pytest.mark.slow
+def test_other_settings_for_a_kept_result_are_refused(benchmark):
+    _, argv = benchmark
+    with pytest.raises(SystemExit, match=r"made with .*pass the same flags"):
+        downstream.main([*argv, "--stages=probe", "--seeds=3"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The bookkeeping, with the fine-tuning sub-processes answered by a stand-in (fast).
+# ------------------------------------------------------------------------------------------------
+RECIPE = {
+    "learning_rate": 3e-4,
+    "layerwise_lr_decay": 0.8,
+    "num_train_epochs": 2,
+    "train_batch_size": 32,
+    "max_seq_length": 128,
+    "warmup_proportion": 0.1,
+    "weight_decay_rate": 0.01,
+}
+
+
+class FakeRuns:
+    """Counts the sub-process calls and writes each one's output file as the real scripts would: one
+    trial per seed, with a test score that grows with the pretraining step and the seed."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command: list[str], log_file: Path) -> float:
+        self.commands.append(command)
+        flags = dict(part[2:].split("=", 1) for part in command[2:] if "=" in part)
+        step = (
+            0
+            if "--random-init" in command
+            else int(Path(flags.get("init-checkpoint", flags.get("model-dir"))).parent.name[4:])
+        )
+        if command[1].endswith("run_finetuning.py"):
+            seeds = range(int(flags["seed"]), int(flags["seed"]) + int(flags["num-trials"]))
+            hparams = {**RECIPE, "freeze_encoder": "--freeze-encoder" in command}
+            hparams["learning_rate"] = float(flags.get("learning-rate", RECIPE["learning_rate"]))
+            output = Path(flags["output-dir"]) / "results.json"
+            extra = {"hparams": hparams}
+        else:
+            seeds = [int(seed) for seed in flags["seeds"].split(",")]
+            output = Path(flags["output"])
+            extra = {"train_examples_per_second": 123.0}
+        trials = [
+            {"seed": s, "dev": {"score": 0.4 + step / 100}, "test": {"score": 0.3 + step / 100 + s / 500}}
+            for s in seeds
+        ]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(
+            json.dumps({"metric": "f1", "notes": [f"a note of {flags['task']}"], "trials": trials, **extra})
+        )
+        return 1.0
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch) -> tuple[FakeRuns, list[str]]:
+    """Exports of the checkpoints of steps 10 and 20 (their config files), the pretraining entry, and
+    the stand-in in place of the sub-processes."""
+    for step in (10, 20):
+        (tmp_path / "work" / "exports" / f"step{step}" / "discriminator").mkdir(parents=True)
+        (tmp_path / "work" / "exports" / f"step{step}" / "discriminator" / "config.json").write_text("{}")
+    held_out = {"10": {"disc_auc": 0.61}, "20": {"disc_auc": 0.72}}
+    (tmp_path / "results.json").write_text(json.dumps({"pretrain": {"wall_s": 1.0, "held_out": held_out}}))
+    runs = FakeRuns()
+    monkeypatch.setattr(downstream_finetuning, "run_command", runs)
+    argv = [
+        *benchmark_args(tmp_path),
+        "--pretrain-steps=20",
+        "--keep-fractions=0.5,1.0",
+        "--stages=probe,finetune,peer,report",
+        "--tasks=conll2002_ner,ud_pos",
+    ]
+    return runs, argv
+
+
+def test_each_run_once_with_the_same_recipe_for_the_peer_then_nothing_again(fake, tmp_path):
+    runs, argv = fake
+    downstream.main(argv)
+    results = load(tmp_path)
+    assert len(runs.commands) == 3 + 2 * 3 + 1  # probe, two tasks fine-tuned, peer; each from 3 models
+    for stage, task in (("probe", "ud_pos"), ("finetune", "conll2002_ner"), ("finetune", "ud_pos")):
+        assert set(results[stage][task]) == {"random_init", "step10", "step20"}
+    step20 = results["finetune"]["conll2002_ner"]["step20"]
+    assert step20["scores"] == pytest.approx([0.502, 0.504]) and step20["median"] == pytest.approx(0.503)
+    assert (step20["min"], step20["max"]) == pytest.approx((0.502, 0.504)) and step20["pretraining_step"] == 20
+    assert results["probe"]["ud_pos"]["random_init"]["settings"]["seeds"] == [1, 2]
+    assert results["probe"]["ud_pos"]["step10"]["notes"] == ["a note of ud_pos"]
+    peer_command = runs.commands[-1]
+    assert peer_command[1].endswith("hf_finetuning.py")
+    for flag, value in (("learning-rate", 3e-4), ("layerwise-lr-decay", 0.8), ("epochs", 2), ("seeds", "1,2")):
+        assert f"--{flag}={value}" in peer_command
+    peer = results["peer"]["conll2002_ner"]["step20"]
+    assert peer["median_gap_to_electra_tf"] == pytest.approx(0) and peer["agrees_within_spread"] is True
+    assert peer["electra_tf_train_examples_per_second"] is None  # no TensorBoard window: not measured
+    downstream.main(argv)
+    assert len(runs.commands) == 10 and load(tmp_path) == results
+
+
+def test_an_interrupted_run_and_only_it_runs_again(fake, tmp_path):
+    runs, argv = fake
+    downstream.main(argv)
+    results = load(tmp_path)
+    del results["finetune"]["ud_pos"]["step10"]
+    results["probe"]["ud_pos"]["step20"] = {"settings": {}}  # started, never finished
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    downstream.main(argv)
+    again = runs.commands[10:]
+    assert len(again) == 2
+    assert {Path(command[4].split("=")[1]).relative_to(tmp_path / "work").as_posix() for command in again} == {
+        "finetune/ud_pos/step10",
+        "probe/ud_pos/step20",
+    }
+    assert "median" in load(tmp_path)["probe"]["ud_pos"]["step20"]
+
+
+def test_the_report_says_not_run_for_every_missing_result(fake, tmp_path):
+    _, argv = fake
+    downstream.main([*argv, "--stages=probe,report", "--skip-steps=10"])
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    assert rows["step 20"][2:] == ["0.720", NOT_RUN, NOT_RUN, "50.3 (50.2–50.4) |"]
+    assert rows["random init"][2:] == ["—", NOT_RUN, NOT_RUN, "30.3 (30.2–30.4) |"]
+    assert "step 10" not in rows  # skipped
+    assert rows["step 20, Hugging Face fine-tuning (PyTorch)"][2:] == ["—", NOT_RUN, NOT_RUN, f"{NOT_RUN} |"]
+    assert "- probe sizing: task ud_pos, seeds 2, skipped_steps [10]" in table
+    svg = (tmp_path / "downstream.svg").read_text(encoding="utf-8")
+    assert svg.count("<polyline") == 1 and "Full fine-tuning: no data" in svg
+
+
+def test_the_peer_waits_for_electra_tfs_run_and_other_settings_are_refused(fake, tmp_path):
+    runs, argv = fake
+    downstream.main([*argv, "--stages=peer"])
+    assert runs.commands == [] and "peer" not in load(tmp_path)
+    downstream.main([*argv, "--stages=probe"])
+    with pytest.raises(SystemExit, match=r"probe ud_pos random_init made with .*pass the same flags"):
+        downstream.main([*argv, "--stages=probe", "--max-train-examples=5"])
