@@ -152,9 +152,9 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
     of electra_tf's run of the same checkpoint on ``--peer-task`` (which must have finished)."""
     task, step = args.peer_task, max(exports)
     name = model_name(step)
-    ours = results.values.get("finetune", {}).get(task, {}).get(name)
+    ours = results.section("finetune", task, name)
     settings = finetune_settings(args)
-    if not ours or "median" not in ours:
+    if not check_settings(ours, settings, f"finetune {task} {name}"):
         log(f"peer: skipped, it needs the finetune stage's {task} result of {name} (run that stage first)")
         return
     entry = results.section("peer", task, name)

@@ -322,3 +322,7 @@ def test_the_peer_waits_for_electra_tfs_run_and_other_settings_are_refused(fake,
     downstream.main([*argv, "--stages=probe"])
     with pytest.raises(SystemExit, match=r"probe ud_pos random_init made with .*pass the same flags"):
         downstream.main([*argv, "--stages=probe", "--max-train-examples=5"])
+    downstream.main([*argv, "--stages=finetune", "--tasks=conll2002_ner"])
+    with pytest.raises(SystemExit, match=r"finetune conll2002_ner step20 made with .*pass the same flags"):
+        downstream.main([*argv, "--stages=peer", "--num-trials=3"])  # the peer's seeds must be electra_tf's
+    assert not any(command[1].endswith("hf_finetuning.py") for command in runs.commands)
