@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import downstream_finetuning
-import downstream_report
 from stages import REPO_ROOT, Results, logger, run_command
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
@@ -253,8 +252,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--finetune-learning-rate", type=float, help="Peak rate of full fine-tuning (default: the recipe's)."
     )
     parser.add_argument("--log-every-steps", type=int, default=50, help="Fine-tuning logging (and speed) window.")
-    parser.add_argument("--table", type=Path, default=REPO_ROOT / "bench" / "downstream_table.md")
-    parser.add_argument("--picture", type=Path, default=REPO_ROOT / "docs" / "downstream.svg")
+    parser.add_argument(
+        "--table", type=Path, default=REPO_ROOT / "bench" / "downstream_table.md", help="The report's markdown."
+    )
+    parser.add_argument(
+        "--picture", type=Path, default=REPO_ROOT / "docs" / "downstream.svg", help="Score against pretraining step."
+    )
     args = parser.parse_args(argv)
     unknown = [stage for stage in args.stages if stage not in STAGES]
     if unknown:
@@ -307,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for stage in downstream:
         getattr(downstream_finetuning, stage)(args, results, exports)
     if "report" in args.stages:
+        import downstream_report  # it loads TensorFlow (for the event files)
+
         steps = [step for step in kept_steps(args) if step not in args.skip_steps]
         outputs = {"table": args.table, "picture": args.picture, "tensorboard": args.work_dir / "tensorboard"}
         print(downstream_report.report(results.values, steps, args.tasks, args.probe_task, args.peer_task, outputs))
