@@ -32,9 +32,9 @@ from electra_tf.model.compiled_step import (
     sum_over_replicas,
     sum_statistics_over_replicas,
 )
-from electra_tf.model.metrics import RatioMetric
+from electra_tf.model.metrics import GRAD_NORM, LEARNING_RATE, LOSS, LOSS_SCALE, RatioMetric
 
-LOGGED_METRICS = ("loss", "accuracy", "learning_rate", "grad_norm", "loss_scale")
+LOGGED_METRICS = (LOSS, "accuracy", LEARNING_RATE, GRAD_NORM, LOSS_SCALE)
 """What a fine-tuning step reports, for the training logger."""
 
 
@@ -88,7 +88,7 @@ class FinetuningTrainer(keras.Model):
         )
         self.step_jit_compile = jit_compile
         self.several_workers = several_workers
-        self._loss_metric = RatioMetric("loss")
+        self._loss_metric = RatioMetric(LOSS)
         self._accuracy_metric = RatioMetric("accuracy")
         CompiledPerModel.build_all(self)
         self.built = True
@@ -108,10 +108,10 @@ class FinetuningTrainer(keras.Model):
         gradients, statistics = self.loss_gradients(features, labels, scored_total, scale, step, first_example)
         norm = apply_global_gradients(self.optimizer, gradients, self.trainable_variables, scale)
         logs = self._update_metrics(statistics)
-        logs["grad_norm"] = norm
-        logs["learning_rate"] = learning_rate
+        logs[GRAD_NORM] = norm
+        logs[LEARNING_RATE] = learning_rate
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            logs["loss_scale"] = scale
+            logs[LOSS_SCALE] = scale
         return reducible_by_keras(logs, self.several_workers)
 
     @CompiledPerModel
