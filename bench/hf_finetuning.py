@@ -21,12 +21,13 @@ The recipe is electra_tf's fine-tuning defaults, which restate Google's:
   global-norm gradient clipping at 1.0, 3 epochs of batches of 32, dropout as in the model config;
 - batches of length-sorted inputs padded to ``buckets.bucket_lengths(max_seq_length)``, the last
   partial batch kept; each epoch orders equal lengths at random and shuffles the batches, both from
-  ``(seed, epoch)`` (:func:`batch_plan`, electra_tf's plan); ``torch.manual_seed(seed)`` before the
+  ``(seed, epoch)`` (electra_tf's ``buckets.batch_plan``); ``torch.manual_seed(seed)`` before the
   head is initialised;
 - dev scores after each epoch; the best epoch's weights are scored on test.
 
 Throughput is training inputs (windows for tagging) per second of the training loop alone: batches
-are built beforehand and evaluation is not counted. Default learning rate and decay follow the
+are built beforehand and evaluation is not counted (``finetune/throughput.py``, electra_tf's own
+definition; overall and for the epochs after the first). Default learning rate and decay follow the
 model's width as electra_tf's sizes do (small 3e-4, base 1e-4, large 5e-5 with decay 0.9).
 
     python bench/hf_finetuning.py --model-dir EXPORT --task conll2002_ner --data-dir DATA \\
@@ -60,12 +61,13 @@ from transformers import (
 
 from electra_tf.atomic_io import write_json_atomically
 from electra_tf.errors import UserError
-from electra_tf.finetune.buckets import bucket_lengths, padded_length
+from electra_tf.finetune.buckets import batch_plan, bucket_lengths, padded_length
 from electra_tf.finetune.char_spans import char_span_scores
 from electra_tf.finetune.metrics import Prf, entity_scores, label_scores, word_label_scores
 from electra_tf.finetune.pair_encoding import ClassificationInput, encode_classification
 from electra_tf.finetune.splits import Splits, load_splits
 from electra_tf.finetune.tasks import CHAR_SPAN_F1, TAGGING, WORD_ACCURACY, get_task
+from electra_tf.finetune.throughput import throughput_summary
 from electra_tf.finetune.windows import IGNORE, TaggingWindow, encode_tagging, word_predictions
 from electra_tf.finetune.word_pieces import BatchTokenize, word_piece_lookup
 
@@ -268,21 +270,6 @@ def encode_split(
     return EncodedSplit(examples, encode_classification(examples, label_to_id, tokenize, special, length))
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int, seed: int | None = None, epoch: int = 0) -> list[list[int]]:
-    """The input indices of each batch, as electra_tf's fine-tuning plans them: sorted by length, cut into
-    ``batch_size`` runs (the last partial).
-
-    With a ``seed``, one generator drawn from ``(seed, epoch)`` first orders equal lengths at random and
-    then shuffles the batches; without (evaluation), equal lengths keep their input order and the
-    batches run from shortest to longest.
-    """
-    rng = None if seed is None else np.random.default_rng([seed, epoch])
-    tie_break = np.arange(len(lengths)) if rng is None else rng.permutation(len(lengths))
-    order = np.lexsort((tie_break, np.asarray(lengths))).tolist()
-    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    return batches if rng is None else [batches[index] for index in rng.permutation(len(batches))]
-
-
 def make_batches(
     inputs: Sequence[ModelInput], plan: Sequence[Sequence[int]], max_seq_length: int, pad_id: int
 ) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
@@ -417,13 +404,13 @@ def run_trial(data: TaskData, recipe: Recipe, seed: int, log: Callable[[str], No
         return learning_rate(step, recipe.learning_rate, total_steps, warmup_steps)
 
     dev_batches = split_batches(data.dev.inputs, recipe, data.pad_id)
-    train_seconds, dev_scores, losses = 0.0, [], []
+    train_seconds, dev_scores, losses = [], [], []
     best_score, best_state, best_epoch = -math.inf, None, 0
     for epoch in range(recipe.num_train_epochs):
         batches = [tensors for _, tensors in split_batches(data.train.inputs, recipe, data.pad_id, seed, epoch)]
         start = time.perf_counter()
         epoch_losses = list(train_steps(model, optimizer, batches, schedule, epoch * steps_per_epoch))
-        train_seconds += time.perf_counter() - start
+        train_seconds.append(time.perf_counter() - start)
         losses.append(statistics.fmean(epoch_losses))
         dev = score(data.metric, data.kind, data.dev, predict(model, dev_batches), data.labels)
         dev_scores.append(dev)
@@ -436,7 +423,6 @@ def run_trial(data: TaskData, recipe: Recipe, seed: int, log: Callable[[str], No
     if data.test.inputs:
         test_batches = split_batches(data.test.inputs, recipe, data.pad_id)
         test = score(data.metric, data.kind, data.test, predict(model, test_batches), data.labels)
-    trained = recipe.num_train_epochs * len(data.train.inputs)
     return {
         "seed": seed,
         "best_epoch": best_epoch,
@@ -444,8 +430,7 @@ def run_trial(data: TaskData, recipe: Recipe, seed: int, log: Callable[[str], No
         "test": test,
         "dev_by_epoch": [dev["score"] for dev in dev_scores],
         "train_loss_by_epoch": losses,
-        "train_seconds": train_seconds,
-        "train_examples_per_second": trained / train_seconds,
+        "training_throughput": throughput_summary(len(data.train.inputs), train_seconds),
     }
 
 
@@ -530,7 +515,9 @@ def run(args: argparse.Namespace) -> dict:
             "dev": statistics.median(trial["dev"]["score"] for trial in trials),
             "test": statistics.median(test_scores) if test_scores else None,
         },
-        "train_examples_per_second": statistics.median(trial["train_examples_per_second"] for trial in trials),
+        "train_examples_per_second": statistics.median(
+            trial["training_throughput"]["examples_per_second"] for trial in trials
+        ),
         "torch_threads": torch.get_num_threads(),
         "versions": {"torch": version("torch"), "transformers": version("transformers")},
     }

@@ -1,4 +1,5 @@
-"""Keras callbacks of training runs: checkpoints, console and TensorBoard logs (fine-tuning too), NaN guard."""
+"""Keras callbacks of training runs: checkpoints, console and TensorBoard logs (fine-tuning too), step timing,
+NaN guard."""
 
 from __future__ import annotations
 
@@ -197,6 +198,31 @@ class PeriodicEvaluation(StepCallback):
             start = time.perf_counter()
             self.evaluate()
             self.took(time.perf_counter() - start)
+
+
+class TrainingStepTimer(keras.callbacks.Callback):
+    """Adds up, per epoch of ``fit``, the time from each training batch's start to its end.
+
+    That is the compiled step, taking its (prefetched) batch off the input pipeline included, and
+    nothing else: callbacks at the end of an epoch (a dev evaluation) and between steps come after
+    this one's ``on_train_batch_end`` when it is the first callback. ``clock`` returns seconds (a
+    fake one in the tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seconds_by_epoch: list[float] = []
+        self._batch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.seconds_by_epoch.append(0.0)
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        self._batch_start = self.clock()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.seconds_by_epoch[-1] += self.clock() - self._batch_start
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -26,6 +26,7 @@ from transformers import ElectraConfig, ElectraForPreTraining, ElectraForSequenc
 
 from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.errors import UserError
+from electra_tf.finetune.buckets import batch_plan
 from electra_tf.finetune.tasks import CLASSIFICATION, TAGGING
 from electra_tf.interop.tokenizer_files import write_tokenizer_files
 from electra_tf.optimization import ElectraLearningRate
@@ -238,27 +239,9 @@ def test_a_few_steps_lower_the_loss(model_dir, ner_dir, classification_dir, task
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_batch_plan_sorts_by_length_and_shuffles_each_epoch_from_the_seed():
-    rng = np.random.default_rng(5)
-    lengths = rng.integers(3, 12, size=53).tolist()
-    evaluation = hf.batch_plan(lengths, 10)
-    assert [len(batch) for batch in evaluation] == [10, 10, 10, 10, 10, 3]
-    flat = [index for batch in evaluation for index in batch]
-    assert flat == sorted(range(53), key=lambda index: (lengths[index], index))  # ties in input order
-    epochs = [hf.batch_plan(lengths, 10, seed=1, epoch=epoch) for epoch in range(3)]
-    assert epochs[0] == hf.batch_plan(lengths, 10, seed=1, epoch=0)  # reproducible
-    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != hf.batch_plan(lengths, 10, seed=2, epoch=0)
-    for plan in epochs:
-        assert sorted(index for batch in plan for index in batch) == list(range(53))
-        # Each batch is a run of the length-sorted order: put back in length order, they tile it.
-        by_length = sorted(plan, key=lambda batch: (min(lengths[i] for i in batch), max(lengths[i] for i in batch)))
-        runs = [sorted(lengths[index] for index in batch) for batch in by_length]
-        assert [length for run in runs for length in run] == sorted(lengths)
-
-
 def test_batches_are_padded_to_their_bucket(model_dir, ner_dir):
     data, _ = hf.prepare(model_dir, "conll2002_ner", ner_dir, max_seq_length=64)
-    plan = hf.batch_plan([len(window.input_ids) for window in data.train.inputs], 10, seed=3)
+    plan = batch_plan([len(window.input_ids) for window in data.train.inputs], 10, seed=3)
     for batch_indices, tensors in hf.make_batches(data.train.inputs, plan, 64, data.pad_id):
         longest = max(len(data.train.inputs[index].input_ids) for index in batch_indices)
         width = 32 if longest <= 32 else 64
@@ -293,7 +276,8 @@ def test_end_to_end_on_a_tagging_fixture_writes_the_results(model_dir, ner_dir, 
         assert len(trial["dev_by_epoch"]) == 2
         assert trial["dev"]["score"] == max(trial["dev_by_epoch"])
         assert trial["test"]["score"] > 0.5  # a trivially learnable task: the model did learn it
-        assert trial["train_examples_per_second"] > 0
+        speed = trial["training_throughput"]
+        assert speed["examples_per_epoch"] == results["examples"]["train_inputs"] and speed["examples_per_second"] > 0
     assert results["median"]["test"] == statistics.median(trial["test"]["score"] for trial in results["trials"])
     assert results["torch_threads"] == 1
 

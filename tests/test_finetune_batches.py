@@ -5,8 +5,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from electra_tf.finetune.batches import Batches, batch_plan, pad_batch
-from electra_tf.finetune.buckets import bucket_lengths
+from electra_tf.finetune.batches import Batches, pad_batch
+from electra_tf.finetune.buckets import batch_plan, bucket_lengths
 from electra_tf.finetune.pair_encoding import ClassificationInput
 from electra_tf.finetune.windows import IGNORE, TaggingWindow
 
@@ -86,10 +86,10 @@ def test_training_epochs_each_hold_every_input_once_in_a_seeded_order():
 
 def test_equal_lengths_are_shuffled_within_their_place_in_the_sorted_order():
     lengths = [5] * 10 + [9] * 10
-    plan = batch_plan(lengths, 5, np.random.default_rng(0))
+    plan = batch_plan(lengths, 5, seed=0)
     for batch in plan:
         assert len({lengths[index] for index in batch}) == 1
-    shuffled_ties = batch_plan(lengths, 20, np.random.default_rng(0))[0]
+    shuffled_ties = batch_plan(lengths, 20, seed=0)[0]
     assert shuffled_ties[:10] != list(range(10)) and sorted(shuffled_ties[:10]) == list(range(10))
 
 
@@ -110,3 +110,21 @@ def test_an_input_longer_than_max_seq_length_is_a_programming_error():
     too_long = TaggingWindow(0, list(range(1, 131)), [0] * 130, [IGNORE] * 130, [IGNORE] * 130)
     with pytest.raises(ValueError, match="longer than the largest bucket"):
         list(Batches([too_long], 4, MAX_SEQ_LENGTH).arrays())
+
+
+def test_batch_plan_sorts_by_length_and_shuffles_each_epoch_from_the_seed():
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(3, 12, size=53).tolist()
+    evaluation = batch_plan(lengths, 10)
+    assert [len(batch) for batch in evaluation] == [10, 10, 10, 10, 10, 3]
+    flat = [index for batch in evaluation for index in batch]
+    assert flat == sorted(range(53), key=lambda index: (lengths[index], index))  # ties in input order
+    epochs = [batch_plan(lengths, 10, seed=1, epoch=epoch) for epoch in range(3)]
+    assert epochs[0] == batch_plan(lengths, 10, seed=1, epoch=0)  # reproducible
+    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != batch_plan(lengths, 10, seed=2, epoch=0)
+    for plan in epochs:
+        assert sorted(index for batch in plan for index in batch) == list(range(53))
+        # Each batch is a run of the length-sorted order: put back in length order, they tile it.
+        by_length = sorted(plan, key=lambda batch: (min(lengths[i] for i in batch), max(lengths[i] for i in batch)))
+        runs = [sorted(lengths[index] for index in batch) for batch in by_length]
+        assert [length for run in runs for length in run] == sorted(lengths)

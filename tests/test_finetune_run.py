@@ -6,6 +6,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -87,6 +88,8 @@ def test_results_hold_every_trial_and_the_median(tagging_run):
             assert set(scores["per_type"]) <= {"PER", "LOC"}
         assert [epoch["epoch"] for epoch in trial["epochs"]] == [1]
         assert trial["best_epoch"] == 1
+        speed = trial["training_throughput"]  # tagging: one example per window, at least one per sentence
+        assert speed["examples_per_epoch"] >= 120 and speed["examples_per_second"] > 0
     for split in ("dev", "test"):
         assert results["median"][split] == statistics.median(t[split]["score"] for t in results["trials"])
     dev_scores = [trial["dev"]["score"] for trial in results["trials"]]
@@ -176,6 +179,7 @@ def test_cli_fine_tunes_a_classifier_from_random_init_and_states_the_dev_slice(t
     data = write_classification_task(tmp_path / "data")
     (data / "dev.tsv").unlink()  # no dev split: a seeded slice of train, said in the output
     out = tmp_path / "out"
+    start = time.perf_counter()
     result = run_cli(
         "--task=classification",
         f"--data-dir={data}",
@@ -188,12 +192,19 @@ def test_cli_fine_tunes_a_classifier_from_random_init_and_states_the_dev_slice(t
         "--learning-rate=0.003",
         "--max-train-examples=100",
     )
+    wall_seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no dev split: the dev set is a seeded slice of the training data, 12 of 120 examples" in result.stderr
     assert "training on the first 100 of 108 training examples" in result.stderr
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["metric"] == "accuracy" and results["hparams"]["learning_rate"] == 0.003
     assert {"accuracy", "macro_f1", "per_label"} <= set(results["trials"][0]["test"])
+    # Throughput: one classification example per input, one epoch timed, within the run's wall time.
+    speed = results["trials"][0]["training_throughput"]
+    assert speed["examples_per_epoch"] == 100 and len(speed["train_seconds_by_epoch"]) == 1
+    assert 0 < speed["train_seconds_by_epoch"][0] < wall_seconds
+    assert speed["examples_per_second"] == pytest.approx(100 / speed["train_seconds_by_epoch"][0])
+    assert speed["examples_per_second_after_first_epoch"] is None
     predictions = (out / "trial_0" / "test_predictions.tsv").read_text(encoding="utf-8").splitlines()
     assert predictions[0] == "text_a\tgold\tpredicted" and len(predictions) == 31
 

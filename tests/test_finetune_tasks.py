@@ -251,7 +251,7 @@ def test_the_data_layer_imports_without_tensorflow():
     modules = [
         path.stem for path in (REPO_ROOT / "electra_tf" / "finetune").glob("*.py") if path.stem not in NETWORK_SIDE
     ]
-    assert {"record", "windows", "scoring"} <= set(modules)
+    assert {"record", "windows", "scoring", "buckets", "throughput"} <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module('electra_tf.finetune.' + name)\n"

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.finetune.buckets import bucket_lengths, padded_length
+from electra_tf.finetune.buckets import batch_plan, bucket_lengths, padded_length
 from electra_tf.finetune.pair_encoding import ClassificationInput
 from electra_tf.finetune.windows import IGNORE, TaggingWindow
 
@@ -32,22 +32,6 @@ FEATURES = ("input_ids", "input_mask", "segment_ids")
 LABELS = "label_ids"
 
 EncodedInput = TaggingWindow | ClassificationInput
-
-
-def batch_plan(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None) -> list[list[int]]:
-    """The input indices of each batch: sorted by length, cut into ``batch_size`` runs.
-
-    With ``rng``, inputs of equal length are sorted in a random order and the batches are shuffled;
-    without, equal lengths keep their input order and the batches run from shortest to longest.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, not {batch_size}")
-    tie_break = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
-    order = np.lexsort((tie_break, np.asarray(lengths))).tolist()
-    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    if rng is not None:
-        batches = [batches[index] for index in rng.permutation(len(batches))]
-    return batches
 
 
 def pad_batch(inputs: Sequence[EncodedInput], indices: Sequence[int], buckets: Sequence[int]) -> dict[str, np.ndarray]:
@@ -72,8 +56,8 @@ def pad_batch(inputs: Sequence[EncodedInput], indices: Sequence[int], buckets: S
 class Batches:
     """The batches of one split's encoded inputs.
 
-    ``seed`` None: evaluation order (sorted once, see :func:`batch_plan`); otherwise a training
-    split whose epoch ``e`` is shuffled from ``(seed, e)``.
+    ``seed`` None: evaluation order (sorted once, see :func:`~electra_tf.finetune.buckets.batch_plan`);
+    otherwise a training split whose epoch ``e`` is shuffled from ``(seed, e)``.
     """
 
     def __init__(
@@ -95,8 +79,7 @@ class Batches:
 
     def epoch_plan(self, epoch: int = 0) -> list[list[int]]:
         """The input indices of each batch of ``epoch`` (evaluation: the same for every epoch)."""
-        rng = None if self.seed is None else np.random.default_rng([self.seed, epoch])
-        return batch_plan(self.lengths, self.batch_size, rng)
+        return batch_plan(self.lengths, self.batch_size, self.seed, epoch)
 
     @property
     def order(self) -> list[int]:

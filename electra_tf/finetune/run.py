@@ -9,7 +9,8 @@ fine-tuning run of a small data set varies by a point or more with the seed (Goo
 median of 10). Everything is written into a staging folder that becomes ``--output-dir`` when the
 run succeeds (``atomic_io.atomic_directory``), so a failed run leaves nothing half-written:
 
-    results.json      every trial's dev and test scores (per type / label), best epoch, the medians
+    results.json      every trial's dev and test scores (per type / label), best epoch, training
+                      examples/s (finetune/throughput.py), the medians
     finetuning.json   what export needs: task, labels, starting point, vocab and casing, encoder, hparams
     vocab.txt         the starting point's vocab
     trial_N/          model.safetensors (the best epoch's weights, TF1 names), epochs.json,
@@ -31,7 +32,7 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf.atomic_io import atomic_directory, copy_file_atomically, write_json_atomically, write_text_atomically
-from electra_tf.callbacks import TrainingLogger
+from electra_tf.callbacks import TrainingLogger, TrainingStepTimer
 from electra_tf.distribution import create_strategy, is_chief, spans_several_workers
 from electra_tf.errors import UserError
 from electra_tf.finetune.batches import Batches
@@ -44,6 +45,7 @@ from electra_tf.finetune.record import FINETUNING_FILE, FinetuningRecord
 from electra_tf.finetune.splits import Splits, load_splits
 from electra_tf.finetune.starting_point import StartingPoint, load_starting_point
 from electra_tf.finetune.tasks import CHAR_SPAN_F1, TAGGING, Task
+from electra_tf.finetune.throughput import throughput_summary
 from electra_tf.finetune.trainer import LOGGED_METRICS, FinetuningTrainer
 from electra_tf.finetune.windows import encode_tagging
 from electra_tf.finetune.word_pieces import batch_tokenize, word_piece_lookup
@@ -300,6 +302,7 @@ def _run_trial(
         summary=finetuning_summary,
     )
     best = KeepBestEpoch(evaluator, tf.summary.create_file_writer(str(logs / "dev")) if chief else None)
+    timer = TrainingStepTimer()
     logging.info(
         "Trial %d of %d (seed %d): %d epochs of %d steps, batch %d, lr %.3g, layer-wise decay %.2f, %s, XLA %s%s.",
         trial + 1,
@@ -318,7 +321,7 @@ def _run_trial(
         train.dataset(hparams.num_train_epochs),
         epochs=hparams.num_train_epochs,
         steps_per_epoch=train.num_batches,
-        callbacks=[logger, best],
+        callbacks=[timer, logger, best],  # the timer first: its batches end before the logger's work
         verbose=0,
         shuffle=False,
     )
@@ -328,13 +331,15 @@ def _run_trial(
     if chief:
         write_weights(folder / WEIGHTS_FILE, best.weights)
         write_json_atomically(folder / "epochs.json", best.epochs)
+    speed = throughput_summary(len(train.inputs), timer.seconds_by_epoch)
     logging.info(
-        "Trial %d: best epoch %d, dev %s %.4f%s.",
+        "Trial %d: best epoch %d, dev %s %.4f%s; %.1f training examples/s.",
         trial + 1,
         best.best_epoch,
         splits.metric,
         dev["score"],
         f", test {test['score']:.4f}" if test else "",
+        speed["examples_per_second"],
     )
     return {
         "trial": trial,
@@ -343,6 +348,7 @@ def _run_trial(
         "dev": dev,
         "test": test,
         "epochs": best.epochs,
+        "training_throughput": speed,
     }
 
 

@@ -29,6 +29,7 @@ from electra_tf.model.compiled_step import (
     loss_scale,
     reducible_by_keras,
     replica_position,
+    step_logs,
     sum_over_replicas,
     sum_statistics_over_replicas,
 )
@@ -107,12 +108,9 @@ class FinetuningTrainer(keras.Model):
         first_example = tf.cast(replica_id, tf.int32) * tf.shape(labels)[0]
         gradients, statistics = self.loss_gradients(features, labels, scored_total, scale, step, first_example)
         norm = apply_global_gradients(self.optimizer, gradients, self.trainable_variables, scale)
-        logs = self._update_metrics(statistics)
-        logs[GRAD_NORM] = norm
-        logs[LEARNING_RATE] = learning_rate
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            logs[LOSS_SCALE] = scale
-        return reducible_by_keras(logs, self.several_workers)
+        return step_logs(
+            self._update_metrics(statistics), self.optimizer, norm, learning_rate, scale, self.several_workers
+        )
 
     @CompiledPerModel
     def loss_gradients(

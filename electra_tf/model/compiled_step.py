@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from electra_tf.model.metrics import GRAD_NORM, LEARNING_RATE, LOSS_SCALE
+
 CLIP_NORM = 1.0
 
 
@@ -107,3 +109,20 @@ def apply_global_gradients(
     # The optimizer sums the per-replica gradients again, so hand each replica its share.
     optimizer.apply([g * (factor / num_replicas) for g in gradients], variables)
     return norm
+
+
+def step_logs(
+    logs: dict[str, tf.Tensor],
+    optimizer: keras.optimizers.Optimizer,
+    gradient_norm: tf.Tensor,
+    learning_rate: tf.Tensor,
+    scale: tf.Tensor,
+    several_workers: bool,
+) -> dict[str, tf.Tensor]:
+    """A training step's ``logs`` with what every step reports besides its metrics (the gradient norm,
+    the learning rate and, under loss scaling, the loss scale), in the form Keras can reduce."""
+    logs[GRAD_NORM] = gradient_norm
+    logs[LEARNING_RATE] = learning_rate
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        logs[LOSS_SCALE] = scale
+    return reducible_by_keras(logs, several_workers)

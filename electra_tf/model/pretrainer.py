@@ -36,6 +36,7 @@ from electra_tf.model.compiled_step import (
     loss_scale,
     reducible_by_keras,
     replica_position,
+    step_logs,
     sum_over_replicas,
     sum_statistics_over_replicas,
 )
@@ -57,10 +58,7 @@ from electra_tf.model.masking import (
 from electra_tf.model.metrics import (
     AUC,
     DISC_LOSS,
-    GRAD_NORM,
-    LEARNING_RATE,
     LOSS,
-    LOSS_SCALE,
     MLM_LOSS,
     PRETRAINING_METRICS,
     RatioMetric,
@@ -152,12 +150,9 @@ class ElectraPretrainer(keras.Model):
         norm = apply_global_gradients(self.optimizer, gradients, self.trainable_variables, scale)
 
         self._metric_set.update(sum_statistics_over_replicas(statistics))
-        logs = self._metric_set.results(self.config)
-        logs[GRAD_NORM] = norm
-        logs[LEARNING_RATE] = learning_rate
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            logs[LOSS_SCALE] = scale
-        return reducible_by_keras(logs, self.several_workers)
+        return step_logs(
+            self._metric_set.results(self.config), self.optimizer, norm, learning_rate, scale, self.several_workers
+        )
 
     @CompiledPerModel
     def loss_gradients(
