@@ -37,9 +37,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stages import REPO_ROOT, hf_finetuning_command
+
 from electra_tf.atomic_io import write_json_atomically
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ELECTRA_TF_CONFIGS = {
     "float32": ("--precision=float32", "--nojit-compile"),
     "float32+xla": ("--precision=float32", "--jit-compile"),
@@ -98,13 +99,11 @@ def electra_tf_run(settings: Settings, config: str, work: Path) -> Run:
 def hf_run(settings: Settings, threads: int, work: Path) -> Run:
     """``bench/hf_finetuning.py`` on ``threads`` torch threads, one seed."""
     out = work / f"hf_{threads}_threads.json"
-    command = [
-        sys.executable,
-        str(REPO_ROOT / "bench" / "hf_finetuning.py"),
-        f"--model-dir={settings.model_dir}",
-        f"--task={settings.task}",
-        f"--data-dir={settings.data_dir}",
-        f"--output={out}",
+    command = hf_finetuning_command(
+        settings.model_dir,
+        settings.task,
+        settings.data_dir,
+        out,
         f"--max-train-examples={settings.max_train_examples}",
         f"--batch-size={settings.batch_size}",
         f"--max-seq-length={settings.max_seq_length}",
@@ -114,7 +113,7 @@ def hf_run(settings: Settings, threads: int, work: Path) -> Run:
         f"--seeds={settings.seed}",
         f"--split-seed={settings.seed}",
         f"--threads={threads}",
-    ]
+    )
     return Run(f"HF PyTorch float32, {threads} thread{'s' if threads > 1 else ''}", command, out)
 
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages import REPO_ROOT, Results, logger, run_command
+from stages import REPO_ROOT, Results, hf_finetuning_command, logger, run_command
 
 RANDOM_INIT = "random_init"
 TASK_FOLDERS = {
@@ -163,13 +163,11 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
     recipe = ours["hparams"]
     output = args.work_dir / "peer" / task / f"{name}.json"
     log(f"peer: Hugging Face fine-tuning of {name} on {task}, seeds {settings['seeds']}")
-    command = [
-        sys.executable,
-        str(REPO_ROOT / "bench" / "hf_finetuning.py"),
-        f"--model-dir={exports[step]}",
-        f"--task={task}",
-        f"--data-dir={args.labeled_dir / TASK_FOLDERS[task]}",
-        f"--output={output}",
+    command = hf_finetuning_command(
+        exports[step],
+        task,
+        args.labeled_dir / TASK_FOLDERS[task],
+        output,
         f"--seeds={','.join(str(seed) for seed in settings['seeds'])}",
         f"--split-seed={settings['seeds'][0]}",
         f"--learning-rate={recipe['learning_rate']}",
@@ -180,7 +178,7 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
         f"--warmup-proportion={recipe['warmup_proportion']}",
         f"--weight-decay={recipe['weight_decay_rate']}",
         *([f"--max-train-examples={settings['max_train_examples']}"] if settings["max_train_examples"] else []),
-    ]
+    )
     wall = run_command(command, args.work_dir / "logs" / f"peer_{task}_{name}.log")
     theirs = json.loads(output.read_text(encoding="utf-8"))
     scores = spread([trial["test"]["score"] for trial in theirs["trials"]])

@@ -27,8 +27,9 @@ The recipe is electra_tf's fine-tuning defaults, which restate Google's:
 
 Throughput is training inputs (windows for tagging) per second of the training loop alone: batches
 are built beforehand and evaluation is not counted (``finetune/throughput.py``, electra_tf's own
-definition; overall and for the epochs after the first). Default learning rate and decay follow the
-model's width as electra_tf's sizes do (small 3e-4, base 1e-4, large 5e-5 with decay 0.9).
+definition; overall and for the epochs after the first). The default learning rate and decay are the
+recipe of the size ``run_finetuning.py`` picks for the same model (``electra_tf.finetune.recipe``):
+``--model-size``, else the preset whose width and depth the model has, else small, with a note.
 
     python bench/hf_finetuning.py --model-dir EXPORT --task conll2002_ner --data-dir DATA \\
         --output hf_finetuning.json --seeds 1,2,3
@@ -60,11 +61,13 @@ from transformers import (
 )
 
 from electra_tf.atomic_io import write_json_atomically
+from electra_tf.config import MODEL_SIZES
 from electra_tf.errors import UserError
 from electra_tf.finetune.buckets import batch_plan, bucket_lengths, padded_length
 from electra_tf.finetune.char_spans import char_span_scores
 from electra_tf.finetune.metrics import Prf, entity_scores, label_scores, word_label_scores
 from electra_tf.finetune.pair_encoding import ClassificationInput, encode_classification
+from electra_tf.finetune.recipe import RECIPES, FinetuningHparams, recipe_size
 from electra_tf.finetune.splits import Splits, load_splits
 from electra_tf.finetune.tasks import CHAR_SPAN_F1, TAGGING, WORD_ACCURACY, get_task
 from electra_tf.finetune.throughput import throughput_summary
@@ -82,38 +85,37 @@ ModelInput = TaggingWindow | ClassificationInput
 # ------------------------------------------------------------------------------------------------
 # The recipe and the optimizer.
 # ------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Fine-tuning hyperparameters, with Google's names."""
-
-    learning_rate: float
-    layerwise_lr_decay: float
-    num_train_epochs: int = 3
-    train_batch_size: int = 32
-    max_seq_length: int = 128
-    warmup_proportion: float = 0.1
-    weight_decay_rate: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.learning_rate <= 0 or not 0 < self.layerwise_lr_decay <= 1:
-            raise UserError(
-                f"the learning rate must be > 0 and the layer-wise decay in (0, 1], "
-                f"not {self.learning_rate} and {self.layerwise_lr_decay}."
-            )
-        if self.num_train_epochs < 1 or self.train_batch_size < 1 or not 0 <= self.warmup_proportion < 1:
-            raise UserError(
-                f"epochs and batch size must be >= 1 and the warmup proportion in [0, 1), not "
-                f"{self.num_train_epochs}, {self.train_batch_size} and {self.warmup_proportion}."
-            )
+RECORDED_SETTINGS = (
+    "learning_rate",
+    "layerwise_lr_decay",
+    "num_train_epochs",
+    "train_batch_size",
+    "max_seq_length",
+    "warmup_proportion",
+    "weight_decay_rate",
+)
+"""The :class:`FinetuningHparams` this script applies, as its results record them (``"recipe"``); the
+others (logging, the dev fraction, a frozen encoder) are electra_tf's alone, and evaluation batches
+have the training batch size."""
 
 
-def default_learning_rate_and_decay(config: ElectraConfig) -> tuple[float, float]:
-    """electra_tf's defaults for the size the model's width matches: small, base or large."""
-    if config.hidden_size >= 1024:
-        return 5e-5, 0.9
-    if config.hidden_size >= 768:
-        return 1e-4, 0.8
-    return 3e-4, 0.8
+def resolve_recipe(config: ElectraConfig, args: argparse.Namespace) -> tuple[FinetuningHparams, str | None]:
+    """The command line's settings, the recipe's where it gives none, and a note if the size is a guess.
+
+    The recipe's size is the one ``run_finetuning.py`` takes for the same model (:func:`recipe_size`).
+    """
+    size, note = recipe_size(args.model_size, config)
+    given = {"learning_rate": args.learning_rate, "layerwise_lr_decay": args.layerwise_lr_decay}
+    hparams = FinetuningHparams(
+        **{**RECIPES[size], **{name: value for name, value in given.items() if value is not None}},
+        num_train_epochs=args.epochs,
+        train_batch_size=args.batch_size,
+        eval_batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        warmup_proportion=args.warmup_proportion,
+        weight_decay_rate=args.weight_decay,
+    )
+    return hparams, note
 
 
 class AdamWeightDecay(torch.optim.Optimizer):
@@ -297,7 +299,7 @@ def make_batches(
 
 
 def split_batches(
-    inputs: Sequence[ModelInput], recipe: Recipe, pad_id: int, seed: int | None = None, epoch: int = 0
+    inputs: Sequence[ModelInput], recipe: FinetuningHparams, pad_id: int, seed: int | None = None, epoch: int = 0
 ) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
     """A split's batches for one epoch of training (``seed`` given) or for evaluation."""
     plan = batch_plan([len(item.input_ids) for item in inputs], recipe.train_batch_size, seed, epoch)
@@ -390,7 +392,7 @@ def train_steps(
         yield loss.item()
 
 
-def run_trial(data: TaskData, recipe: Recipe, seed: int, log: Callable[[str], None] = print) -> dict:
+def run_trial(data: TaskData, recipe: FinetuningHparams, seed: int, log: Callable[[str], None] = print) -> dict:
     """Fine-tune with ``seed``; dev scores per epoch, test scores of the best epoch, training speed."""
     torch.manual_seed(seed)
     model = load_model(data.model_dir, data.kind, data.labels)
@@ -483,18 +485,9 @@ def run(args: argparse.Namespace) -> dict:
         args.max_eval_examples,
         args.split_seed,
     )
-    config = ElectraConfig.from_pretrained(str(data.model_dir))
-    default_rate, default_decay = default_learning_rate_and_decay(config)
-    recipe = Recipe(
-        learning_rate=default_rate if args.learning_rate is None else args.learning_rate,
-        layerwise_lr_decay=default_decay if args.layerwise_lr_decay is None else args.layerwise_lr_decay,
-        num_train_epochs=args.epochs,
-        train_batch_size=args.batch_size,
-        max_seq_length=args.max_seq_length,
-        warmup_proportion=args.warmup_proportion,
-        weight_decay_rate=args.weight_decay,
-    )
-    for note in splits.notes:
+    recipe, size_note = resolve_recipe(ElectraConfig.from_pretrained(str(data.model_dir)), args)
+    notes = [note for note in (size_note,) if note] + splits.notes
+    for note in notes:
         print(note)
     trials = [run_trial(data, recipe, seed) for seed in seeds]
     test_scores = [trial["test"]["score"] for trial in trials if trial["test"] is not None]
@@ -502,14 +495,14 @@ def run(args: argparse.Namespace) -> dict:
         "task": args.task,
         "metric": data.metric,
         "model_dir": str(data.model_dir),
-        "recipe": dataclasses.asdict(recipe),
+        "recipe": {name: getattr(recipe, name) for name in RECORDED_SETTINGS},
         "examples": {
             "train": len(data.train.examples),
             "train_inputs": len(data.train.inputs),
             "dev": len(data.dev.examples),
             "test": len(data.test.examples),
         },
-        "notes": splits.notes,
+        "notes": notes,
         "trials": trials,
         "median": {
             "dev": statistics.median(trial["dev"]["score"] for trial in trials),
@@ -543,8 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, required=True, help="the folder of the task's split files")
     parser.add_argument("--output", type=Path, required=True, help="the results JSON to write")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, one trial each (median reported)")
-    parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: by model width)")
-    parser.add_argument("--layerwise-lr-decay", type=float, help="layer-wise decay (default: by model width)")
+    parser.add_argument(
+        "--model-size", choices=MODEL_SIZES, help="the recipe's size (default: the model's preset, else small)"
+    )
+    parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
+    parser.add_argument("--layerwise-lr-decay", type=float, help="layer-wise decay (default: the recipe's)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="training (and evaluation) batch size")
     parser.add_argument("--max-seq-length", type=int, default=128, help="longest input in word pieces")

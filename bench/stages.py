@@ -60,3 +60,17 @@ def run_command(command: list[str], log_file: Path, env: dict[str, str] | None =
         tail = log_file.read_text(encoding="utf-8", errors="replace")[-3000:]
         sys.exit(f"error: {' '.join(command[:3])} ... failed (status {status}); see {log_file}:\n{tail}")
     return time.perf_counter() - start
+
+
+def hf_finetuning_command(model_dir: Path, task: str, data_dir: Path, output: Path, *flags: str) -> list[str]:
+    """The command line of ``bench/hf_finetuning.py`` (the PyTorch peer) in this Python: fine-tune the
+    ``model_dir`` export on ``task``'s data in ``data_dir``, results to ``output``, then ``flags``."""
+    return [
+        sys.executable,
+        str(REPO_ROOT / "bench" / "hf_finetuning.py"),
+        f"--model-dir={model_dir}",
+        f"--task={task}",
+        f"--data-dir={data_dir}",
+        f"--output={output}",
+        *flags,
+    ]

@@ -19,6 +19,15 @@ from electra_tf.tokenization import Vocab
 
 EMBEDDING_SIZE = 24
 """Differs from both hidden sizes (32 and 16), so both ``embeddings_project`` layers exist."""
+TINY_ENCODER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 40,
+    "max_position_embeddings": 64,
+}
+"""The tiny discriminator's encoder besides its embedding width, in ``model_hparam_overrides`` names (which
+``ModelConfig`` and ``transformers``' ``ElectraConfig`` share)."""
 
 
 def default_vocab() -> Vocab:
@@ -32,13 +41,7 @@ def tiny_config(vocab_size: int, **overrides) -> PretrainingConfig:
         "embedding_size": EMBEDDING_SIZE,
         "generator_hidden_size": 0.5,
         "max_seq_length": 16,
-        "model_hparam_overrides": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "intermediate_size": 40,
-            "max_position_embeddings": 64,
-        },
+        "model_hparam_overrides": dict(TINY_ENCODER),
         **overrides,
     }
     return PretrainingConfig.from_size("small", values)

@@ -6,7 +6,8 @@ special ids. The peer's pieces are checked against independent references: the l
 multipliers against the modules each parameter belongs to, the optimizer step against a numpy
 statement of Google's update, the schedule against ``ElectraLearningRate``, clipping against
 ``tf.clip_by_global_norm``, and its tokenizer's ids against electra_tf's tokenizer on real Spanish
-words; then it trains on a small NER fixture end to end.
+words; then it trains on a small NER fixture end to end, and, on exports of three shapes, takes the
+recipe ``run_finetuning`` takes for the same export.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from transformers import ElectraConfig, ElectraForPreTraining, ElectraForSequenc
 from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.errors import UserError
 from electra_tf.finetune.buckets import batch_plan
-from electra_tf.finetune.tasks import CLASSIFICATION, TAGGING
+from electra_tf.finetune.recipe import FinetuningHparams
+from electra_tf.finetune.run import FinetuningOptions, run_finetuning
+from electra_tf.finetune.tasks import CLASSIFICATION, TAGGING, get_task
 from electra_tf.interop.tokenizer_files import write_tokenizer_files
 from electra_tf.optimization import ElectraLearningRate
 from electra_tf.tokenization import Tokenizer, Vocab
@@ -85,12 +88,16 @@ def ner_sentences(count: int, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module")
-def ner_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("conll2002")
-    for name, count, seed in (("esp.train", 96, 1), ("esp.testa", 24, 2), ("esp.testb", 24, 3)):
+def write_ner_files(folder: Path, sizes: tuple[int, int, int]) -> Path:
+    """``esp.train``, ``esp.testa`` (dev) and ``esp.testb`` (test) of ``sizes`` sentences."""
+    for name, count, seed in zip(("esp.train", "esp.testa", "esp.testb"), sizes, (1, 2, 3), strict=True):
         (folder / name).write_text(ner_sentences(count, seed), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="module")
+def ner_dir(tmp_path_factory) -> Path:
+    return write_ner_files(tmp_path_factory.mktemp("conll2002"), (96, 24, 24))
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +236,7 @@ def test_tokenizer_gives_electra_tf_ids_on_betos_vocab(tmp_path):
 def test_a_few_steps_lower_the_loss(model_dir, ner_dir, classification_dir, task):
     kind, folder = (TAGGING, ner_dir) if task == "conll2002_ner" else (CLASSIFICATION, classification_dir)
     data, _ = hf.prepare(model_dir, task, folder, max_seq_length=32)
-    recipe = hf.Recipe(learning_rate=1e-3, layerwise_lr_decay=0.8, train_batch_size=16, max_seq_length=32)
+    recipe = FinetuningHparams(learning_rate=1e-3, layerwise_lr_decay=0.8, train_batch_size=16, max_seq_length=32)
     batches = [tensors for _, tensors in hf.split_batches(data.train.inputs, recipe, data.pad_id)]
     torch.manual_seed(0)
     model = hf.load_model(data.model_dir, kind, data.labels)
@@ -269,7 +276,12 @@ def test_end_to_end_on_a_tagging_fixture_writes_the_results(model_dir, ner_dir, 
     )
     results = json.loads(output.read_text(encoding="utf-8"))
     assert results["metric"] == "entity_f1"
-    assert results["recipe"]["layerwise_lr_decay"] == 0.8  # hidden 32: the small model's default
+    assert set(results["recipe"]) == {
+        *("learning_rate", "layerwise_lr_decay", "num_train_epochs", "train_batch_size", "max_seq_length"),
+        *("warmup_proportion", "weight_decay_rate"),
+    }
+    assert results["recipe"]["layerwise_lr_decay"] == 0.8  # hidden 32, 3 layers: no preset, so small's
+    assert any("matches no preset; using the small recipe" in note for note in results["notes"])
     assert [trial["seed"] for trial in results["trials"]] == [1, 2]
     assert results["examples"] == {"train": 96, "train_inputs": 96, "dev": 24, "test": 24}
     for trial in results["trials"]:
@@ -291,8 +303,13 @@ def test_user_mistakes_are_one_line_errors(tmp_path, model_dir, ner_dir):
         hf.parse_seeds("1,1")
     with pytest.raises(UserError, match="no training or no dev examples"):
         hf.prepare(model_dir, "conll2002_ner", ner_dir, max_seq_length=32, max_train_examples=0)
-    with pytest.raises(UserError, match="learning rate"):
-        hf.Recipe(learning_rate=0.0, layerwise_lr_decay=0.8)
+    with pytest.raises(SystemExit, match=r"^error: learning_rate must be > 0, got 0\.0\.$"):
+        hf.main(
+            [
+                *("--model-dir", str(model_dir), "--task", "conll2002_ner", "--data-dir", str(ner_dir)),
+                *("--output", str(tmp_path / "x.json"), "--max-seq-length", "32", "--learning-rate", "0"),
+            ]
+        )
     with pytest.raises(SystemExit, match=r"^error: unknown task"):
         hf.main(["--model-dir", str(model_dir), "--task", "nope", "--data-dir", str(ner_dir), "--output", "x.json"])
 
@@ -305,6 +322,76 @@ def test_classification_uses_the_sequence_head_and_scores_accuracy_and_macro_f1(
     correct = sum(data.labels[p] == g for p, g in zip(predicted, gold, strict=True))
     scores = hf.score("accuracy", CLASSIFICATION, data.test, predicted, data.labels)
     assert scores["score"] == correct / len(gold)
-    recipe = hf.Recipe(learning_rate=1e-3, layerwise_lr_decay=0.8, num_train_epochs=1, train_batch_size=8)
+    recipe = FinetuningHparams(learning_rate=1e-3, layerwise_lr_decay=0.8, num_train_epochs=1, train_batch_size=8)
     trial = hf.run_trial(data, recipe, seed=1, log=lambda line: None)
     assert set(trial["test"]) == {"score", "macro_f1"} and trial["best_epoch"] == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# The recipe: the peer picks electra_tf's for the same model.
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("width", "depth", "model_size", "expected"),
+    [
+        (256, 12, None, (3e-4, 0.8, False)),
+        (768, 12, None, (1e-4, 0.8, False)),
+        (1024, 24, None, (5e-5, 0.9, False)),
+        (768, 2, None, (3e-4, 0.8, True)),  # base's width alone is no preset: small, with a note
+        (768, 2, "large", (5e-5, 0.9, False)),
+    ],
+)
+def test_the_default_recipe_is_the_preset_of_the_models_width_and_depth(width, depth, model_size, expected):
+    config = ElectraConfig(hidden_size=width, num_hidden_layers=depth)
+    given = ["--model-dir=m", "--task=conll2002_ner", "--data-dir=d", "--output=o.json"]
+    args = hf.build_parser().parse_args([*given, *([f"--model-size={model_size}"] if model_size else [])])
+    recipe, note = hf.resolve_recipe(config, args)
+    assert (recipe.learning_rate, recipe.layerwise_lr_decay, note is not None) == expected  # paper, Table 7
+    args = hf.build_parser().parse_args([*given, "--learning-rate=2e-4", "--layerwise-lr-decay=0.7"])
+    recipe, _ = hf.resolve_recipe(config, args)
+    assert (recipe.learning_rate, recipe.layerwise_lr_decay) == (2e-4, 0.7)  # the flags beat the recipe
+
+
+SHAPES = [
+    pytest.param({}, True, id="tiny, no preset"),
+    pytest.param(
+        {"hidden_size": 768, "num_hidden_layers": 2, "num_attention_heads": 12}, True, id="base's width, not its depth"
+    ),
+    pytest.param(  # 12 layers: TensorFlow traces the training step for most of a minute
+        {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4},
+        False,
+        id="small's width and depth",
+        marks=pytest.mark.slow,
+    ),
+]
+"""Shapes of an export, and whether it matches no preset (so the small recipe is taken with a note)."""
+
+
+def size_notes(notes: list[str]) -> list[str]:
+    return [note for note in notes if "matches no preset" in note]
+
+
+@pytest.mark.parametrize(("overrides", "noted"), SHAPES)
+def test_the_peer_and_run_finetuning_choose_the_same_recipe(tmp_path, cased_vocab_file, overrides, noted):
+    model = write_model(tmp_path / "model", cased_vocab_file, **overrides)
+    data = write_ner_files(tmp_path, (8, 4, 4))  # a step of training and a batch of each evaluation
+    ours = run_finetuning(
+        FinetuningOptions(
+            task=get_task("conll2002_ner"),
+            data_dir=data,
+            output_dir=tmp_path / "ours",
+            init_checkpoint=model,
+            hparam_flags={"num_train_epochs": 1, "train_batch_size": 8, "max_seq_length": 32},
+        )
+    )
+    hf.main(
+        [
+            *("--model-dir", str(model), "--task", "conll2002_ner", "--data-dir", str(data), "--threads", "1"),
+            *("--output", str(tmp_path / "peer.json"), "--seeds", "1", "--epochs", "1", "--batch-size", "8"),
+            *("--max-seq-length", "32"),
+        ]
+    )
+    peer = json.loads((tmp_path / "peer.json").read_text(encoding="utf-8"))
+    assert peer["recipe"] == {name: ours["hparams"][name] for name in peer["recipe"]}
+    assert (peer["recipe"]["learning_rate"], peer["recipe"]["layerwise_lr_decay"]) == (3e-4, 0.8)  # paper: small
+    assert size_notes(peer["notes"]) == size_notes(ours["notes"])
+    assert len(size_notes(peer["notes"])) == noted

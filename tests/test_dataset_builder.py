@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -181,9 +182,12 @@ def synthetic_stream(seed: int, max_length: int) -> list[list[int] | None]:
     return stream
 
 
-def pack_with_packer(stream: list[list[int] | None], max_length: int, seed: int, pieces: int) -> list:
-    """The packer over ``stream`` cut into ``pieces`` calls, carrying pending lines like the worker."""
-    packer = ExamplePacker(max_length, uniforms(seed))
+def pack_in_pieces(stream: list[list[int] | None], pieces: int, pack: Callable) -> list:
+    """``pack`` over ``stream`` cut into ``pieces`` calls, carrying pending lines like the worker.
+
+    ``pack(lines, lengths, boundaries, flat)`` packs one call's lines (``flat``: their tokens) and
+    returns ``(examples, pending lines)``; the pending lines start the next call's.
+    """
     # Zero-token lines are left out, as the worker does; boundaries stay.
     events = [line for line in stream if line is None or line]
     cuts = np.linspace(0, len(events), pieces + 1).astype(int).tolist()
@@ -193,18 +197,28 @@ def pack_with_packer(stream: list[list[int] | None], max_length: int, seed: int,
         lengths = np.array([0 if line is None else len(line) for line in lines], dtype=np.int64)
         boundaries = np.array([line is None for line in lines])
         flat = np.array([token for line in lines if line for token in line], dtype=np.int32)
+        examples, pending = pack(lines, lengths, boundaries, flat)
+        out += examples
+    assert not pending
+    return out
+
+
+def pack_with_packer(stream: list[list[int] | None], max_length: int, seed: int, pieces: int) -> list:
+    """The packer over ``stream`` cut into ``pieces`` calls, carrying pending lines like the worker."""
+    packer = ExamplePacker(max_length, uniforms(seed))
+
+    def pack(lines, lengths, boundaries, flat):
         plan = packer.plan(lengths, boundaries)
-        starts = np.cumsum(lengths) - lengths
-        packed = assemble_examples(plan, lengths, starts, flat, max_length, SPECIAL)
-        out += [
+        packed = assemble_examples(plan, lengths, np.cumsum(lengths) - lengths, flat, max_length, SPECIAL)
+        examples = [
             (tuple(ids), tuple(mask), tuple(segments))
             for ids, mask, segments in zip(
                 packed.input_ids.tolist(), packed.input_mask.tolist(), packed.segment_ids.tolist(), strict=True
             )
         ]
-        pending = lines[plan.pending_start :]
-    assert not pending
-    return out
+        return examples, lines[plan.pending_start :]
+
+    return pack_in_pieces(stream, pieces, pack)
 
 
 @pytest.mark.parametrize("max_length", [16, 128])
@@ -276,21 +290,28 @@ def test_blank_line_characters_are_pythons_whitespace():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("blanks_separate_docs", [True, False])
-def test_unit_reproduces_google_on_real_text(tmp_path, general_file, blanks_separate_docs):
-    """Records of a whole unit = the restated Google builder on the file's lines, whatever the chunking."""
+def build_in_two_chunkings(tmp_path: Path, unit: Unit, **changes) -> tuple[UnitWorker, list, dict]:
+    """``unit`` built in one chunk and in chunks of 2,000 bytes (each into its own folder): both give the
+    same records and summary (timing aside), returned with the last worker."""
     results = []
     for chunk_bytes in (1 << 20, 2000):
         folder = tmp_path / str(chunk_bytes)
         folder.mkdir()
-        worker = worker_for(folder, chunk_bytes=chunk_bytes, blanks_separate_docs=blanks_separate_docs)
-        summary = worker.build(Unit(3, (Piece(str(general_file), "general.txt"),), 0))
-        records = read_records(unit_file(folder, 3, "train"))
-        assert len(records) == summary["examples_train"] > 100
-        results.append((sorted(records), {k: v for k, v in summary.items() if k != "seconds"}))
+        worker = worker_for(folder, chunk_bytes=chunk_bytes, **changes)
+        summary = worker.build(unit)
+        records = sorted(read_records(unit_file(folder, unit.index, "train")))
+        results.append((records, {k: v for k, v in summary.items() if k != "seconds"}))
     assert results[0] == results[1]
-    expected = reference_examples(worker, general_file, 3, blanks_separate_docs)
-    assert results[0][0] == sorted(expected)
+    return worker, *results[0]
+
+
+@pytest.mark.parametrize("blanks_separate_docs", [True, False])
+def test_unit_reproduces_google_on_real_text(tmp_path, general_file, blanks_separate_docs):
+    """Records of a whole unit = the restated Google builder on the file's lines, whatever the chunking."""
+    unit = Unit(3, (Piece(str(general_file), "general.txt"),), 0)
+    worker, records, summary = build_in_two_chunkings(tmp_path, unit, blanks_separate_docs=blanks_separate_docs)
+    assert len(records) == summary["examples_train"] > 100
+    assert records == sorted(reference_examples(worker, general_file, 3, blanks_separate_docs))
 
 
 def test_examples_decode_to_the_source_text(tmp_path):
@@ -359,23 +380,17 @@ class _Constant:
 def carry_pack(stream: list[list[int] | None], max_length: int, pieces: int, draws: UniformStream) -> list:
     """The carry packer over ``stream`` cut into ``pieces`` calls, carrying the pending tokens like the worker."""
     packer = CarryPacker(max_length, draws, TOY_SPLITS)
-    events = [line for line in stream if line is None or line]
-    cuts = np.linspace(0, len(events), pieces + 1).astype(int).tolist()
-    out, pending = [], []
-    for start, end in itertools.pairwise(cuts):
-        lines = pending + events[start:end]
-        lengths = np.array([0 if line is None else len(line) for line in lines], dtype=np.int64)
-        flat = np.array([token for line in lines if line for token in line], dtype=np.int32)
-        packed = packer.pack(
-            lengths, np.array([line is None for line in lines]), np.cumsum(lengths) - lengths, flat, SPECIAL
-        )
+
+    def pack(lines, lengths, boundaries, flat):
+        packed = packer.pack(lengths, boundaries, np.cumsum(lengths) - lengths, flat, SPECIAL)
         assert packed.examples.dropped_tokens == 0
-        out += list(zip(packed.examples.input_ids.tolist(), packed.examples.segment_ids.tolist(), strict=True))
         pending = lines[packed.pending_line :]
         if pending:
             pending[0] = pending[0][packed.pending_offset :]
-    assert not pending
-    return out
+        examples = packed.examples
+        return list(zip(examples.input_ids.tolist(), examples.segment_ids.tolist(), strict=True)), pending
+
+    return pack_in_pieces(stream, pieces, pack)
 
 
 def segments_of(input_ids, segment_ids) -> tuple[list[int], list[int]]:
@@ -464,17 +479,8 @@ def test_carry_unit_keeps_every_token_of_real_text(tmp_path):
     a whole word, and where chunks end changes nothing (a split line's rest is carried over)."""
     corpus = tmp_path / "paragraphs.txt"
     corpus.write_text(paragraphs(SAMPLE_CORPUS_DIR / "salud_y_clinica.txt"), encoding="utf-8")
-    results = []
-    for chunk_bytes in (1 << 20, 2000):
-        folder = tmp_path / str(chunk_bytes)
-        folder.mkdir()
-        worker = worker_for(folder, chunk_bytes=chunk_bytes, packing=CARRY_PACKING)
-        summary = worker.build(Unit(0, (Piece(str(corpus), "paragraphs.txt"),), 0))
-        results.append(
-            (sorted(read_records(unit_file(folder, 0, "train"))), {k: v for k, v in summary.items() if k != "seconds"})
-        )
-    assert results[0] == results[1]
-    records, summary = results[0]
+    unit = Unit(0, (Piece(str(corpus), "paragraphs.txt"),), 0)
+    worker, records, summary = build_in_two_chunkings(tmp_path, unit, packing=CARRY_PACKING)
     _, token_ids, _ = worker.tokenize(corpus.read_bytes())
     segments = record_segments(records)
     assert sorted(token for pair in segments for part in pair for token in part) == sorted(token_ids.tolist())

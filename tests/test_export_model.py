@@ -13,7 +13,6 @@ weights, must import back exactly.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import re
@@ -28,11 +27,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
-from conftest import build_model
+from conftest import EARLIER_STEP, NEWEST_STEP, PLANNED_STEPS, TrainedRun, build_model
 from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining, ElectraTokenizerFast
 
-from electra_tf import DEFAULT_VOCAB_FILE, REPO_ROOT, SAMPLE_CORPUS_DIR
-from electra_tf.config import PretrainingConfig
+from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 from electra_tf.errors import UserError
 from electra_tf.interop.google_import import read_google_checkpoint
 from electra_tf.interop.hf_export import export_model_dir
@@ -41,73 +39,11 @@ from electra_tf.interop.init_checkpoint import initialise_from
 from electra_tf.interop.model_card import FAKE_SENTENCE
 from electra_tf.interop.trained_checkpoint import checkpoint_to_export
 from electra_tf.model.networks import NETWORKS
-from electra_tf.model.pretrainer import ElectraPretrainer
-from electra_tf.model.tf1_names import assign_tf1_weights, tf1_weights
+from electra_tf.model.tf1_names import tf1_weights
 from electra_tf.model_dir import ModelDirectory
-from electra_tf.optimization import create_optimizer
 from electra_tf.tokenization import Tokenizer, Vocab
 
 TOLERANCE = 1e-5
-EARLIER_STEP, NEWEST_STEP, PLANNED_STEPS = 20, 37, 100
-EVAL_RESULTS = {
-    "disc_accuracy": 0.9312,
-    "disc_precision": 0.7021,
-    "disc_recall": 0.4488,
-    "disc_auc": 0.9034,
-    "masked_lm_accuracy": 0.5123,
-    "global_step": NEWEST_STEP,
-    "num_eval_examples": 256,
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedRun:
-    """A model directory as training leaves it, the live Keras model (newest weights) and its export."""
-
-    model_dir: Path
-    export_dir: Path
-    vocab: Vocab
-    config: PretrainingConfig
-    model: ElectraPretrainer
-    weights: dict[str, np.ndarray]
-    earlier_weights: dict[str, np.ndarray]
-
-
-def make_trained_run(root: Path, vocab_file: Path, do_lower_case: bool) -> TrainedRun:
-    """Checkpoint random weights at steps 20 and 37 into ``root/model`` and export it to ``root/hf``."""
-    vocab = Vocab.load(vocab_file)
-    config = ref.tiny_config(
-        len(vocab), do_lower_case=do_lower_case, strip_accents=do_lower_case, num_train_steps=PLANNED_STEPS
-    )
-    model = build_model(config, vocab)
-    optimizer = create_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    directory = ModelDirectory(root / "model")
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model, optimizer=optimizer), str(directory.checkpoints), max_to_keep=5
-    )
-    saved = {}
-    for step in (EARLIER_STEP, NEWEST_STEP):
-        saved[step] = ref.random_tf1_weights(config, seed=step)
-        assign_tf1_weights(model, saved[step], NETWORKS)
-        optimizer.iterations.assign(step)
-        manager.save(checkpoint_number=step)
-    directory.save_config(config)
-    directory.save_vocab(vocab_file)
-    directory.eval_results_file.write_text(json.dumps(EVAL_RESULTS), encoding="utf-8")
-    directory.save_training_data({"data_dir": "/data/es_general", "vocab_sha256": vocab.sha256, "num_documents": 1234})
-    export_dir = export_model_dir(directory.path, root / "hf")
-    return TrainedRun(directory.path, export_dir, vocab, config, model, saved[NEWEST_STEP], saved[EARLIER_STEP])
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> TrainedRun:
-    return make_trained_run(tmp_path_factory.mktemp("default"), DEFAULT_VOCAB_FILE, do_lower_case=True)
-
-
-@pytest.fixture(scope="module")
-def cased_run(tmp_path_factory, cased_vocab_file) -> TrainedRun:
-    return make_trained_run(tmp_path_factory.mktemp("cased"), cased_vocab_file, do_lower_case=False)
 
 
 @pytest.fixture(scope="module", params=["default_run", "cased_run"])
@@ -329,35 +265,6 @@ def test_a_single_discriminator_directory_leaves_the_generator_fresh(default_run
         np.testing.assert_array_equal(value, expected, err_msg=name)
 
 
-def write_google_checkpoint(weights: dict[str, np.ndarray], directory: Path, step: int) -> None:
-    """A TF1 checkpoint as Google's code writes it: TF1 names, Adam slots, global_step, an Electric variable."""
-    rng = np.random.default_rng(7)
-    values: dict[str, np.ndarray] = {
-        "global_step": np.int64(step),
-        "cloze_predictions/output_bias": np.ones(3, np.float32),
-    }
-    for name, value in weights.items():
-        values[name] = value
-        values[f"{name}/adam_m"] = rng.standard_normal(value.shape).astype(np.float32)
-        values[f"{name}/adam_v"] = rng.random(value.shape).astype(np.float32)
-    with tf.Graph().as_default():
-        variables = {
-            name: tf.compat.v1.Variable(value, name=f"v{index}") for index, (name, value) in enumerate(values.items())
-        }
-        saver = tf.compat.v1.train.Saver(var_list=variables)
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            saver.save(session, str(directory / "model.ckpt"), global_step=step, write_meta_graph=False)
-
-
-@pytest.fixture(scope="module")
-def google_checkpoint(default_run, tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("google")
-    write_google_checkpoint(default_run.weights, directory, step=1000)
-    shutil.copyfile(default_run.model_dir / "vocab.txt", directory / "vocab.txt")
-    return directory
-
-
 def test_google_checkpoint_reads_as_the_hf_export_of_the_same_weights(default_run, google_checkpoint):
     names = set(tf.train.load_checkpoint(str(google_checkpoint / "model.ckpt-1000")).get_variable_to_shape_map())
     assert "global_step" in names and "electra/embeddings/word_embeddings/adam_m" in names
@@ -404,14 +311,7 @@ def test_import_refuses_a_generator_where_a_discriminator_is_expected(default_ru
 
 def test_import_names_the_variable_and_both_shapes_on_a_size_mismatch(default_run):
     wider = ref.tiny_config(
-        default_run.config.vocab_size,
-        model_hparam_overrides={
-            "hidden_size": 48,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "intermediate_size": 40,
-            "max_position_embeddings": 64,
-        },
+        default_run.config.vocab_size, model_hparam_overrides={**ref.TINY_ENCODER, "hidden_size": 48}
     )
     model = build_model(wider, default_run.vocab)
     before = tf1_weights(model)
@@ -426,14 +326,7 @@ def test_import_names_the_variable_and_both_shapes_on_a_size_mismatch(default_ru
 
 def test_import_refuses_a_deeper_source_model(default_run):
     shallower = ref.tiny_config(
-        default_run.config.vocab_size,
-        model_hparam_overrides={
-            "hidden_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 4,
-            "intermediate_size": 40,
-            "max_position_embeddings": 64,
-        },
+        default_run.config.vocab_size, model_hparam_overrides={**ref.TINY_ENCODER, "num_hidden_layers": 1}
     )
     with pytest.raises(UserError, match=r"variable\(s\) the model lacks, e.g. electra/encoder/layer_1"):
         initialise_from(build_model(shallower, default_run.vocab), default_run.export_dir, default_run.vocab)

@@ -53,30 +53,24 @@ def test_generator_output_layer_is_tied_to_the_shared_word_embeddings(exported):
     np.testing.assert_array_equal(word_embeddings.detach().numpy(), weights["electra/embeddings/word_embeddings"])
 
 
-def test_discriminator_logits_match_the_reference_forward_pass(exported):
+@pytest.mark.parametrize(
+    "model_class, network, reference",
+    [
+        (ElectraForPreTraining, "discriminator", ref.discriminator_logits),
+        (ElectraForMaskedLM, "generator", ref.generator_logits),
+    ],
+)
+def test_logits_match_the_reference_forward_pass(exported, model_class, network, reference):
     out, config, weights = exported
     ids, mask, segments = ref.batch(config.vocab_size)
-    model, _ = _load(ElectraForPreTraining, out / "discriminator")
+    model, _ = _load(model_class, out / network)
     with torch.no_grad():
         logits = model(
             input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(segments)
         ).logits.numpy()
-    expected = ref.discriminator_logits(weights, config, ids, mask, segments)
+    expected = reference(weights, config, ids, mask, segments)
     real = mask == 1
     assert np.abs(expected[real]).max() > 1.0  # the weights are far from trivial
-    np.testing.assert_allclose(logits[real], expected[real], atol=TOLERANCE, rtol=0)
-
-
-def test_generator_logits_match_the_reference_forward_pass(exported):
-    out, config, weights = exported
-    ids, mask, segments = ref.batch(config.vocab_size)
-    model, _ = _load(ElectraForMaskedLM, out / "generator")
-    with torch.no_grad():
-        logits = model(
-            input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(segments)
-        ).logits.numpy()
-    expected = ref.generator_logits(weights, config, ids, mask, segments)
-    real = mask == 1
     np.testing.assert_allclose(logits[real], expected[real], atol=TOLERANCE, rtol=0)
 
 

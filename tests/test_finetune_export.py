@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import export_reference as ref
 import numpy as np
 import pytest
 import torch
@@ -74,15 +75,7 @@ class FinetunedRun:
 def make_finetuning_output(root: Path, kind: str, labels: tuple[str, ...], vocab_file: Path) -> FinetunedRun:
     """A fine-tuning output directory laid out as run_finetuning.py writes it, and its export."""
     vocab = Vocab.load(vocab_file)
-    encoder = ModelConfig(
-        vocab_size=len(vocab),
-        embedding_size=24,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=40,
-        max_position_embeddings=64,
-    )
+    encoder = ModelConfig(vocab_size=len(vocab), embedding_size=ref.EMBEDDING_SIZE, **ref.TINY_ENCODER)
     weights = random_weights(encoder, kind, num_labels=len(labels), seed=len(labels))
     network = build_finetuning_model(encoder, kind, len(labels))
     assign_weights(network, weights)

@@ -4,7 +4,8 @@ import pytest
 
 from electra_tf.config import ModelConfig, PretrainingConfig
 from electra_tf.errors import UserError
-from electra_tf.finetune.hparams import recipe_size, resolve_hparams, split_hparams
+from electra_tf.finetune.hparams import resolve_hparams, split_hparams
+from electra_tf.finetune.recipe import recipe_size
 
 
 @pytest.mark.parametrize(("size", "rate", "decay"), [("small", 3e-4, 0.8), ("base", 1e-4, 0.8), ("large", 5e-5, 0.9)])

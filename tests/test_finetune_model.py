@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+import export_reference as ref
 import keras
 import numpy as np
 import pytest
@@ -35,15 +36,7 @@ from electra_tf.model.networks import DISCRIMINATOR, encoder_variable_shapes
 
 TOLERANCE = 1e-5
 NUM_LABELS = 5
-ENCODER = ModelConfig(
-    vocab_size=60,
-    embedding_size=24,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=40,
-    max_position_embeddings=64,
-)
+ENCODER = ModelConfig(vocab_size=60, embedding_size=ref.EMBEDDING_SIZE, **ref.TINY_ENCODER)
 HF_CLASSES = {TAGGING: ElectraForTokenClassification, CLASSIFICATION: ElectraForSequenceClassification}
 
 

@@ -1,7 +1,7 @@
 """Where fine-tuning starts: every source gives the discriminator's encoder, its weights, vocab and casing.
 
 The sources are made here: a tiny electra_tf model directory (checkpointed as training does, and
-its Hugging Face export; see test_export_model.make_trained_run), a Google-style TF1 checkpoint of
+its Hugging Face export; see conftest.make_trained_run), a Google-style TF1 checkpoint of
 the same weights, and models saved by ``transformers`` itself with a cased tokenizer. Each must give
 the same encoder weights as the model directory (or as the torch model), and the casing its files
 record; every wrong input ends in one :class:`UserError`.
@@ -13,10 +13,10 @@ import json
 import shutil
 from pathlib import Path
 
+import export_reference as ref
 import numpy as np
 import pytest
 import torch
-from test_export_model import TrainedRun, make_trained_run, write_google_checkpoint
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel, ElectraTokenizer
 
 from electra_tf import DEFAULT_VOCAB_FILE
@@ -27,24 +27,6 @@ from electra_tf.tokenization import Vocab
 
 HEADS = {"model_hparam_overrides": {"num_attention_heads": 4}}
 """The tiny model's head count, which variable shapes cannot tell (Google's rule would give 32 // 64 → 1)."""
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> TrainedRun:
-    return make_trained_run(tmp_path_factory.mktemp("default"), DEFAULT_VOCAB_FILE, do_lower_case=True)
-
-
-@pytest.fixture(scope="module")
-def cased_run(tmp_path_factory, cased_vocab_file) -> TrainedRun:
-    return make_trained_run(tmp_path_factory.mktemp("cased"), cased_vocab_file, do_lower_case=False)
-
-
-@pytest.fixture(scope="module")
-def google_checkpoint(default_run, tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("google")
-    write_google_checkpoint(default_run.weights, directory, step=1000)
-    shutil.copyfile(default_run.model_dir / "vocab.txt", directory / "vocab.txt")
-    return directory
 
 
 def assert_encoder_weights(point, expected: dict[str, np.ndarray]) -> None:
@@ -153,14 +135,7 @@ def save_transformers_model(model_class, directory: Path, vocab_file: Path, do_l
     """A tiny randomly initialised ELECTRA model and tokenizer, saved by transformers, plus vocab.txt as on the Hub."""
     vocab = Vocab.load(vocab_file)
     config = ElectraConfig(
-        vocab_size=len(vocab),
-        embedding_size=24,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=40,
-        max_position_embeddings=64,
-        pad_token_id=vocab.pad_id,
+        vocab_size=len(vocab), embedding_size=ref.EMBEDDING_SIZE, pad_token_id=vocab.pad_id, **ref.TINY_ENCODER
     )
     torch.manual_seed(0)
     model = model_class(config)

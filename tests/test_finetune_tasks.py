@@ -1,8 +1,10 @@
 """Fine-tuning tasks: the registry, split resolution with stated substitutions, dev slices, prediction files.
 
-Also checks that the whole data and scoring layer imports without TensorFlow.
+Also checks that the whole data and scoring layer, and every electra_tf module the PyTorch peer
+(bench/hf_finetuning.py) imports, import without TensorFlow.
 """
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -247,14 +249,27 @@ NETWORK_SIDE = {"__init__", "model", "starting_point", "batches", "trainer", "hp
 """The fine-tuning modules that build, load or train the TensorFlow network; every other one is the data layer."""
 
 
-def test_the_data_layer_imports_without_tensorflow():
-    modules = [
+def electra_tf_imports(path: Path) -> set[str]:
+    """The electra_tf modules a source file imports from (``from electra_tf... import ...``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "electra_tf"
+    }
+
+
+def test_the_data_layer_and_what_the_pytorch_peer_imports_load_without_tensorflow():
+    stems = [
         path.stem for path in (REPO_ROOT / "electra_tf" / "finetune").glob("*.py") if path.stem not in NETWORK_SIDE
     ]
-    assert {"record", "windows", "scoring", "buckets", "throughput"} <= set(modules)
+    assert {"record", "windows", "scoring", "buckets", "throughput", "recipe"} <= set(stems)
+    peer = electra_tf_imports(REPO_ROOT / "bench" / "hf_finetuning.py")
+    assert {"electra_tf.finetune.recipe", "electra_tf.finetune.windows", "electra_tf.atomic_io"} <= peer
+    modules = sorted({*(f"electra_tf.finetune.{stem}" for stem in stems), *peer})
     code = (
         "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module('electra_tf.finetune.' + name)\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)

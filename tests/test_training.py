@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,24 @@ def _step(model_dir: Path) -> int:
     return int(reader.get_tensor(names[0]))
 
 
+def _kill_during_training(data_dir: Path, model_dir: Path, ready: Callable[[], bool], *flags: str) -> int:
+    """Train towards 400 steps, ``kill -9`` the run once ``ready()`` (within 5 minutes, before it ends);
+    the step the state file records."""
+    command = [sys.executable, "run_pretraining.py", f"--data-dir={data_dir}", f"--model-dir={model_dir}"]
+    command += [*TRAIN_FLAGS, *flags, "--num-train-steps=400"]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not ready():
+            assert process.poll() is None, "training ended before its second checkpoint"
+            assert time.time() < deadline, "no checkpoint in time"
+            time.sleep(0.2)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    return _step(model_dir)
+
+
 def test_train_then_evaluate_writes_every_artifact(data_dir, tmp_path):
     model_dir = tmp_path / "model"
     result = _pretrain(data_dir, model_dir, "--num-train-steps=6", "--do-eval")
@@ -101,25 +120,9 @@ def test_train_then_evaluate_writes_every_artifact(data_dir, tmp_path):
 
 def test_resume_after_kill_continues_the_step_and_schedule(data_dir, tmp_path):
     model_dir = tmp_path / "model"
-    command = [
-        sys.executable,
-        "run_pretraining.py",
-        f"--data-dir={data_dir}",
-        f"--model-dir={model_dir}",
-        *TRAIN_FLAGS,
-        "--num-train-steps=400",
-    ]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while not list((model_dir / "checkpoints").glob("ckpt-6.index")):
-            assert process.poll() is None, "training ended before its second checkpoint"
-            assert time.time() < deadline, "no checkpoint in time"
-            time.sleep(0.2)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    killed_at = _step(model_dir)
+    killed_at = _kill_during_training(
+        data_dir, model_dir, lambda: any((model_dir / "checkpoints").glob("ckpt-6.index"))
+    )
     assert 6 <= killed_at < 400
     # Re-running the same command (here with fewer steps to keep the test short) resumes.
     result = _pretrain(data_dir, model_dir, "--num-train-steps=" + str(killed_at + 3))
@@ -288,19 +291,11 @@ def test_evaluation_without_held_out_examples_says_why_before_training(tmp_path)
 
 def _kill_after_checkpoint_10(data_dir: Path, model_dir: Path) -> int:
     """Train towards 400 steps, ``kill -9`` once ckpt-10 is complete; the step the state file records."""
-    command = [sys.executable, "run_pretraining.py", f"--data-dir={data_dir}", f"--model-dir={model_dir}"]
-    command += [*TRAIN_FLAGS, *SAVE_EVERY_5, "--num-train-steps=400"]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while tf.train.latest_checkpoint(str(model_dir / "checkpoints")) is None or _step(model_dir) < 10:
-            assert process.poll() is None, "training ended before its second checkpoint"
-            assert time.time() < deadline, "no checkpoint in time"
-            time.sleep(0.2)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    return _step(model_dir)
+
+    def ready() -> bool:
+        return tf.train.latest_checkpoint(str(model_dir / "checkpoints")) is not None and _step(model_dir) >= 10
+
+    return _kill_during_training(data_dir, model_dir, ready, *SAVE_EVERY_5)
 
 
 @pytest.mark.slow

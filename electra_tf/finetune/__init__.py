@@ -13,7 +13,8 @@ config, weights, vocab, casing), :mod:`.model` builds the encoder with Hugging F
 :mod:`.record` (plain Python again) is ``finetuning.json``, what export reads back.
 
 The run side trains it: :mod:`.batches` makes bucketed ``tf.data`` batches, :mod:`.trainer` is the
-Keras model whose compiled step fine-tunes the network, :mod:`.hparams` resolves the recipe,
-:mod:`.evaluation` scores a split after each epoch, and :mod:`.run` drives the trials and writes the
-output directory; :mod:`.scoring` (plain Python) scores predictions by the task's metric.
+Keras model whose compiled step fine-tunes the network, :mod:`.hparams` resolves the recipe of
+:mod:`.recipe` (plain Python, so the PyTorch peer ``bench/hf_finetuning.py`` shares the recipe and its
+size rule), :mod:`.evaluation` scores a split after each epoch, and :mod:`.run` drives the trials and
+writes the output directory; :mod:`.scoring` (plain Python) scores predictions by the task's metric.
 """

@@ -20,13 +20,13 @@ from absl import logging
 
 from electra_tf.finetune.batches import Batches
 from electra_tf.finetune.examples import TaggedSentence
-from electra_tf.finetune.hparams import FinetuningHparams
 from electra_tf.finetune.model import network_weights
 from electra_tf.finetune.predictions import (
     write_brat_predictions,
     write_classification_predictions,
     write_tagging_predictions,
 )
+from electra_tf.finetune.recipe import FinetuningHparams
 from electra_tf.finetune.scoring import score_classification, score_tagging
 from electra_tf.finetune.splits import Splits
 from electra_tf.finetune.tasks import CHAR_SPAN_F1, TAGGING, Task

@@ -38,9 +38,10 @@ from electra_tf.errors import UserError
 from electra_tf.finetune.batches import Batches
 from electra_tf.finetune.char_spans import spans_bio_cannot_represent
 from electra_tf.finetune.evaluation import EncodedSplit, KeepBestEpoch, SplitEvaluator
-from electra_tf.finetune.hparams import FinetuningHparams, recipe_size, resolve_hparams, split_hparams
+from electra_tf.finetune.hparams import resolve_hparams, split_hparams
 from electra_tf.finetune.model import assign_starting_weights, assign_weights, build_finetuning_model, network_weights
 from electra_tf.finetune.pair_encoding import encode_classification
+from electra_tf.finetune.recipe import FinetuningHparams, recipe_size
 from electra_tf.finetune.record import FINETUNING_FILE, FinetuningRecord
 from electra_tf.finetune.splits import Splits, load_splits
 from electra_tf.finetune.starting_point import StartingPoint, load_starting_point

@@ -24,7 +24,6 @@ a generator where a discriminator is expected) is a :class:`UserError`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 from electra_tf.config import ModelConfig, PretrainingConfig
 from electra_tf.errors import UserError
 from electra_tf.interop.google_import import read_google_checkpoint
-from electra_tf.interop.hf_config import model_config_from_hf, read_hf_config
+from electra_tf.interop.hf_config import model_config_from_hf, read_hf_config, read_json_object
 from electra_tf.interop.hf_names import named_from_hf
 from electra_tf.interop.safetensors_io import read_weights
 from electra_tf.interop.tokenizer_files import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE
@@ -218,15 +217,7 @@ def _hf_casing(directory: Path) -> tuple[bool, bool | None]:
 
 def _json_object(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``, ``{}`` if there is no such file."""
-    if not path.is_file():
-        return {}
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{path} must hold a JSON object.")
-    return values
+    return read_json_object(path) if path.is_file() else {}
 
 
 def _from_google_checkpoint(

@@ -50,14 +50,20 @@ def read_hf_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{directory} is not a Hugging Face model directory: it has no {CONFIG_FILE}.")
+    values = read_json_object(path)
+    if values.get("model_type") != "electra":
+        raise UserError(f"{path} describes a {values.get('model_type')!r} model, not an ELECTRA model.")
+    return values
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, a file of a Hugging Face directory (:class:`UserError` if it holds none)."""
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(values, dict):
         raise UserError(f"{path} must hold a JSON object.")
-    if values.get("model_type") != "electra":
-        raise UserError(f"{path} describes a {values.get('model_type')!r} model, not an ELECTRA model.")
     return values
 
 
