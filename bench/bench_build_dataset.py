@@ -41,6 +41,8 @@ import threading
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
 
@@ -125,16 +127,6 @@ def run_build(corpus: Path, output: Path, args: argparse.Namespace) -> dict[str,
         "peak_tree_rss": peak["sum"],
         "peak_process_rss": peak["max"],
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

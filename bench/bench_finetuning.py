@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
 from stages import REPO_ROOT, hf_finetuning_command
 
 from electra_tf.atomic_io import write_json_atomically
@@ -161,17 +161,6 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, required=True, help="an export_to_hf.py output directory")
@@ -226,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(measure(run))
             print(markdown_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     load_end = os.getloadavg()
-    machine = f"{cpu_name()}, {len(os.sched_getaffinity(0))} CPUs"
+    machine = f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs"
     print(
         f"{settings.task}, first {settings.max_train_examples} training examples, batch {settings.batch_size}, "
         f"max_seq_length {settings.max_seq_length}, {settings.epochs} epochs, seed {settings.seed}; {machine}; "

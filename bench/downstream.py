@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import downstream_finetuning
+from machine import cpu_flags, cpu_model, fastest_cpu_training
 from stages import REPO_ROOT, Results, logger, run_command
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
@@ -110,6 +111,33 @@ def kept_steps(args: argparse.Namespace) -> list[int]:
     return steps
 
 
+def training_settings(args: argparse.Namespace, stage: dict[str, Any]) -> tuple[str, bool]:
+    """``(precision, jit_compile)`` of the pretraining run, chosen once and kept for every later sitting.
+
+    ``--precision auto`` (and ``--jit-compile`` left unset) take the fastest settings measured on a CPU
+    like this one (``bench/machine.py``); the first sitting records the choice and the CPU, so a run
+    continued on another machine keeps its settings, and an explicit flag that contradicts them is refused.
+    """
+    chosen = stage.get("precision"), stage.get("jit_compile")
+    if chosen[0] is None:
+        auto_precision, auto_jit, why = fastest_cpu_training(cpu_flags())
+        precision = auto_precision if args.precision == "auto" else args.precision
+        jit_compile = auto_jit if args.jit_compile is None and args.precision == "auto" else bool(args.jit_compile)
+        stage |= {"precision": precision, "jit_compile": jit_compile, "first_sitting_cpu": cpu_model()}
+        if args.precision == "auto":
+            stage["precision_choice"] = f"{precision}, XLA {'on' if jit_compile else 'off'}: {why}"
+            log(f"--precision auto: {stage['precision_choice']}")
+        return precision, jit_compile
+    asked = (None if args.precision == "auto" else args.precision, args.jit_compile)
+    for name, wanted, kept in zip(("--precision", "--jit-compile"), asked, chosen, strict=True):
+        if wanted is not None and wanted != kept:
+            raise SystemExit(
+                f"error: {name} {wanted} differs from the {kept} this pretraining run started with; "
+                "continue it as it began, or use another --work-dir and --results"
+            )
+    return chosen
+
+
 def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path:
     """Stage 2: the pretraining run, with a held-out evaluation at each kept step."""
     model_dir = args.work_dir / "pretrain"
@@ -121,6 +149,7 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
     if not every:
         raise SystemExit(f"error: the kept steps {steps} must be multiples of the first one")
     log(f"pretraining for {args.pretrain_steps} steps, keeping steps {steps}")
+    precision, jit_compile = training_settings(args, stage)
     command = [
         sys.executable,
         str(REPO_ROOT / "run_pretraining.py"),
@@ -132,8 +161,8 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
         f"--num-warmup-steps={round(args.warmup_fraction * args.pretrain_steps)}",
         f"--learning-rate={args.learning_rate}",
         f"--train-batch-size={args.train_batch_size}",
-        f"--precision={args.precision}",
-        f"--jit-compile={str(args.jit_compile).lower()}",
+        f"--precision={precision}",
+        f"--jit-compile={str(jit_compile).lower()}",
         f"--save-checkpoints-steps={every}",
         f"--keep-checkpoint-max={len(range(every, args.pretrain_steps + 1, every)) + 1}",
         f"--eval-every-steps={every}",
@@ -155,8 +184,6 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
         "steps": args.pretrain_steps,
         "train_batch_size": args.train_batch_size,
         "examples_seen": args.pretrain_steps * args.train_batch_size,
-        "precision": args.precision,
-        "jit_compile": args.jit_compile,
         "learning_rate": args.learning_rate,
         "wall_s": round(sum(sitting["end"] - sitting["start"] for sitting in sittings), 1),
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -218,8 +245,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--warmup-fraction", type=float, default=0.1)
-    parser.add_argument("--precision", default="mixed_bfloat16", help="The fastest on this project's CPU.")
-    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="Pretraining precision; auto: mixed_bfloat16 on a CPU with bfloat16 matmul instructions, else float32.",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="XLA for pretraining (default: on with float32 under --precision auto, else off).",
+    )
     parser.add_argument(
         "--keep-fractions",
         type=lambda text: [float(part) for part in text.split(",")],

@@ -326,3 +326,27 @@ def test_the_peer_waits_for_electra_tfs_run_and_other_settings_are_refused(fake,
     with pytest.raises(SystemExit, match=r"finetune conll2002_ner step20 made with .*pass the same flags"):
         downstream.main([*argv, "--stages=peer", "--num-trials=3"])  # the peer's seeds must be electra_tf's
     assert not any(command[1].endswith("hf_finetuning.py") for command in runs.commands)
+
+
+def test_auto_precision_follows_the_cpus_bfloat16_instructions():
+    from machine import fastest_cpu_training
+
+    assert fastest_cpu_training(frozenset({"avx512f", "avx512_bf16"}))[:2] == ("mixed_bfloat16", False)
+    assert fastest_cpu_training(frozenset({"amx_bf16"}))[:2] == ("mixed_bfloat16", False)
+    assert fastest_cpu_training(frozenset({"avx512f", "avx512_vnni"}))[:2] == ("float32", True)
+
+
+def test_pretraining_settings_are_chosen_once_and_kept(monkeypatch):
+    monkeypatch.setattr(downstream, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    stage: dict = {}
+    first = downstream.parse_args([])
+    assert downstream.training_settings(first, stage) == ("mixed_bfloat16", False)
+    assert "avx512_bf16" in stage["precision_choice"]
+    # A later sitting on a CPU without bfloat16 keeps what the run started with.
+    monkeypatch.setattr(downstream, "cpu_flags", lambda: frozenset())
+    assert downstream.training_settings(downstream.parse_args([]), stage) == ("mixed_bfloat16", False)
+    with pytest.raises(SystemExit, match="--precision float32 differs from the mixed_bfloat16"):
+        downstream.training_settings(downstream.parse_args(["--precision=float32"]), stage)
+    explicit: dict = {}
+    assert downstream.training_settings(downstream.parse_args(["--precision=float32"]), explicit) == ("float32", False)
+    assert "precision_choice" not in explicit
