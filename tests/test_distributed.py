@@ -21,6 +21,7 @@ NUM_WORKERS = 2
 WORKER_TIMEOUT_S = 420
 
 
+@pytest.mark.slow
 def test_mirrored_replicas_and_accumulation_make_the_one_device_update():
     """2 logical CPUs, XLA on, dropout off, 2 steps at global batch 8: same losses and weights as one device."""
     report = run_json_script("mirrored_equivalence.py")
@@ -160,6 +161,7 @@ def test_two_workers_train_checkpoint_once_resume_and_refuse_an_unshared_model_d
     assert _step(model_dir) == 5
 
 
+@pytest.mark.slow
 def test_lamb_through_the_cli_trains(two_shard_data, tmp_path):
     """--optimizer lamb (for large global batches) runs end to end and lowers the loss."""
     model_dir = tmp_path / "model"

@@ -35,6 +35,7 @@ def test_an_evaluation_leaves_the_logged_training_window_whole_on_one_device():
     _check_windows(logged_windows(tf.distribute.OneDeviceStrategy("/cpu:0")))
 
 
+@pytest.mark.slow
 def test_an_evaluation_leaves_the_logged_training_window_whole_under_mirrored_strategy():
     """2 logical CPUs: each replica's copy of the metric variables is set aside and put back."""
     report = run_json_script("evaluation_window.py")

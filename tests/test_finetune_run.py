@@ -256,6 +256,7 @@ def test_overwrite_replaces_an_earlier_run_only_when_the_new_one_succeeds(tmp_pa
     assert (tmp_path / "out" / "results.json").read_text(encoding="utf-8") == "{}"
 
 
+@pytest.mark.slow
 @requires_shared_data("labeled/conll2002_es/esp.train", "vocab/beto_cased_vocab.txt")
 def test_cli_on_a_slice_of_conll2002(tmp_path):
     data = tmp_path / "conll"

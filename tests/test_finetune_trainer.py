@@ -128,7 +128,7 @@ def mean_loss(trainer: FinetuningTrainer, batches: Batches) -> float:
 
 @pytest.mark.parametrize(
     ("kind", "num_labels", "jit_compile"),
-    [(TAGGING, 3, False), (TAGGING, 3, True), (CLASSIFICATION, 2, False)],
+    [(TAGGING, 3, False), pytest.param(TAGGING, 3, True, marks=pytest.mark.slow), (CLASSIFICATION, 2, False)],
     ids=["tagging", "tagging-xla", "classification"],
 )
 def test_a_few_steps_of_fine_tuning_lower_the_loss(kind, num_labels, jit_compile):

@@ -46,6 +46,7 @@ def google_records(tmp_path):
     return records
 
 
+@pytest.mark.slow
 def test_indexing_counts_every_shard_and_training_reads_them_in_place(google_records, tmp_path):
     out = tmp_path / "indexed"
     info = index_records(

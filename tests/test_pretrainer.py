@@ -154,7 +154,7 @@ def test_xla_and_plain_graph_steps_agree():
         np.testing.assert_allclose(a, b, atol=2e-6)
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1])
+@pytest.mark.parametrize("dropout", [0.0, pytest.param(0.1, marks=pytest.mark.slow)])
 def test_gradient_accumulation_equals_one_step_on_the_whole_batch(dropout):
     # Masking, sampling and dropout masks depend on (seed, step, example), not on the split, so the
     # equality holds with dropout on too.
@@ -179,7 +179,7 @@ def _initial_weights() -> list[np.ndarray]:
     return [v.numpy() for v in ElectraPretrainer(tiny(), SPECIAL).trainable_variables]
 
 
-@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", [pytest.param("mixed_float16", marks=pytest.mark.slow), "mixed_bfloat16"])
 def test_mixed_precision_trains_with_finite_losses(precision):
     keras.mixed_precision.set_dtype_policy(precision)
     config = tiny(precision=precision)

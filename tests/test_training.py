@@ -97,6 +97,7 @@ def _kill_during_training(data_dir: Path, model_dir: Path, ready: Callable[[], b
     return _step(model_dir)
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_writes_every_artifact(data_dir, tmp_path):
     model_dir = tmp_path / "model"
     result = _pretrain(data_dir, model_dir, "--num-train-steps=6", "--do-eval")
@@ -118,6 +119,7 @@ def test_train_then_evaluate_writes_every_artifact(data_dir, tmp_path):
     assert list((model_dir / "eval").glob("events.*"))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_the_step_and_schedule(data_dir, tmp_path):
     model_dir = tmp_path / "model"
     killed_at = _kill_during_training(
@@ -130,6 +132,7 @@ def test_resume_after_kill_continues_the_step_and_schedule(data_dir, tmp_path):
     assert _step(model_dir) == killed_at + 3
 
 
+@pytest.mark.slow
 def test_resume_with_a_different_model_is_refused(data_dir, tmp_path):
     model_dir = tmp_path / "model"
     _pretrain(data_dir, model_dir, "--num-train-steps=1")
@@ -138,6 +141,7 @@ def test_resume_with_a_different_model_is_refused(data_dir, tmp_path):
     assert "model_size" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_data_built_with_another_vocab_is_refused(data_dir, tmp_path, cased_vocab_file):
     model_dir = tmp_path / "model"
     _pretrain(data_dir, model_dir, "--num-train-steps=1")
@@ -231,6 +235,7 @@ def test_no_readable_checkpoint_is_one_clear_error(data_dir, trained, tmp_path):
     assert _digests(checkpoints) == before and not (checkpoints / "corrupt").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_checkpoint_write_is_one_clear_error_and_its_partial_files_go(data_dir, trained, tmp_path):
     limit = _data_file(trained / "checkpoints", 5).stat().st_size // 2
 
