@@ -254,7 +254,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="XLA for pretraining (default: on with float32 under --precision auto, else off).",
+        help="XLA for pretraining (default: off).",
     )
     parser.add_argument(
         "--keep-fractions",
