@@ -37,13 +37,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import downstream_finetuning
 from machine import cpu_flags, cpu_model, fastest_cpu_training
-from stages import REPO_ROOT, Results, logger, run_command
+from stages import REPO_ROOT, Results, end_sitting, logger, run_command, start_sitting
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "downstream_results.json"
@@ -170,12 +169,10 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
         f"--eval-batch-size={EVAL_BATCH_SIZE}",
         f"--seed={args.seed}",
     ]
-    sittings = stage.setdefault("sittings", [])
-    close_interrupted_sitting(sittings, model_dir)
-    sittings.append({"start": time.time()})
+    sitting = start_sitting(stage, (model_dir / "checkpoints").glob("ckpt-*.index"))
     results.save()
-    run_command(command, args.work_dir / "logs" / f"pretrain_sitting{len(sittings)}.log")
-    sittings[-1]["end"] = time.time()
+    run_command(command, args.work_dir / "logs" / f"pretrain_sitting{sitting}.log")
+    wall = end_sitting(stage)
     history = [json.loads(line) for line in (model_dir / "eval_history.jsonl").read_text().splitlines() if line]
     by_step = {int(record["global_step"]): record for record in history}
     stage |= {
@@ -185,7 +182,7 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
         "train_batch_size": args.train_batch_size,
         "examples_seen": args.pretrain_steps * args.train_batch_size,
         "learning_rate": args.learning_rate,
-        "wall_s": round(sum(sitting["end"] - sitting["start"] for sitting in sittings), 1),
+        "wall_s": wall,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "held_out": {
             str(step): {key: by_step[step][key] for key in PRETRAINING_METRICS} for step in steps if step in by_step
@@ -193,15 +190,6 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
     }
     results.save()
     return model_dir
-
-
-def close_interrupted_sitting(sittings: list[dict[str, float]], model_dir: Path) -> None:
-    """End an interrupted sitting at its last checkpoint: the steps after it are trained again, so only
-    the time up to it counts towards the run's wall time."""
-    if not sittings or "end" in sittings[-1]:
-        return
-    written = [path.stat().st_mtime for path in (model_dir / "checkpoints").glob("ckpt-*.index")]
-    sittings[-1]["end"] = max([sittings[-1]["start"], *written])
 
 
 def export_checkpoints(args: argparse.Namespace, model_dir: Path, run: bool) -> dict[int, Path]:

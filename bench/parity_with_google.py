@@ -30,8 +30,9 @@ files are edited.) Then::
 
 Every stage is resumable: a finished run or score is recorded in ``--results`` (default
 ``bench/parity_results.json``) and skipped when the command is run again, so a long measurement can be
-continued after an interruption, or in several sittings. ``--report`` prints the summary tables from the
-results file without running anything.
+continued after an interruption, or in several sittings; an interrupted training run resumes from its last
+checkpoint, and its wall time adds up the sittings, each counted up to its last checkpoint. ``--report``
+prints the summary tables from the results file without running anything.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages import REPO_ROOT, Results, logger, run_command
+from stages import REPO_ROOT, Results, end_sitting, logger, run_command, start_sitting
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "parity_results.json"
@@ -193,9 +194,14 @@ def train(args: argparse.Namespace, results: Results, data_dir: Path, code: str,
             f"--keep-checkpoint-max={args.num_train_steps // args.save_every + 1}",
             f"--seed={seed}",
         ]
-    wall = run_command(command, args.work_dir / "logs" / f"train_{config}_{code}_seed{seed}.log")
-    # The load average says whether the wall time was measured on a quiet machine.
-    record |= {"train_wall_s": round(wall, 1), "steps": args.num_train_steps, "load_average_1min": os.getloadavg()[0]}
+    pattern = "model.ckpt-*.index" if code == "google" else "ckpt-*.index"
+    sitting = start_sitting(record, checkpoints.glob(pattern))
+    results.save()
+    run_command(command, args.work_dir / "logs" / f"train_{config}_{code}_seed{seed}_sitting{sitting}.log")
+    # The wall time adds up the sittings (an interrupted one up to its last checkpoint); the load average
+    # says whether it was measured on a quiet machine.
+    wall = end_sitting(record)
+    record |= {"train_wall_s": wall, "steps": args.num_train_steps, "load_average_1min": os.getloadavg()[0]}
     results.save()
     return checkpoints
 

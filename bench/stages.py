@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,27 @@ class Results:
 
     def save(self) -> None:
         write_json_atomically(self.path, self.values)
+
+
+def start_sitting(record: dict[str, Any], checkpoint_files: Iterable[Path]) -> int:
+    """Open a sitting of a resumable training run in ``record["sittings"]``; returns its number (1, 2, ...).
+
+    A sitting left open by an interruption ends at its last checkpoint among ``checkpoint_files``: the
+    steps after it are trained again, so only the time up to it counts towards the run's wall time.
+    """
+    sittings = record.setdefault("sittings", [])
+    if sittings and "end" not in sittings[-1]:
+        written = [path.stat().st_mtime for path in checkpoint_files]
+        sittings[-1]["end"] = max([sittings[-1]["start"], *written])
+    sittings.append({"start": time.time()})
+    return len(sittings)
+
+
+def end_sitting(record: dict[str, Any]) -> float:
+    """Close the open sitting; returns the wall time of all the run's sittings, in seconds."""
+    sittings = record["sittings"]
+    sittings[-1]["end"] = time.time()
+    return round(sum(sitting["end"] - sitting["start"] for sitting in sittings), 1)
 
 
 def logger(prefix: str):

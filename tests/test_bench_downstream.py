@@ -350,3 +350,20 @@ def test_pretraining_settings_are_chosen_once_and_kept(monkeypatch):
     explicit: dict = {}
     assert downstream.training_settings(downstream.parse_args(["--precision=float32"]), explicit) == ("float32", False)
     assert "precision_choice" not in explicit
+
+
+def test_an_interrupted_sitting_counts_up_to_its_last_checkpoint(tmp_path, monkeypatch):
+    import os
+
+    import stages
+
+    checkpoint = tmp_path / "ckpt-500.index"
+    checkpoint.write_text("")
+    clock = iter([1000.0, 5000.0, 5100.0])
+    monkeypatch.setattr(stages.time, "time", lambda: next(clock))
+    record: dict = {}
+    assert stages.start_sitting(record, []) == 1  # starts at 1000, then is killed
+    os.utime(checkpoint, (1300.0, 1300.0))  # its last checkpoint was written at 1300
+    assert stages.start_sitting(record, [checkpoint]) == 2  # starts at 5000
+    assert record["sittings"][0] == {"start": 1000.0, "end": 1300.0}
+    assert stages.end_sitting(record) == 300.0 + 100.0  # the steps after 1300 were trained again
