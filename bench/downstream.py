@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import downstream_finetuning
-from machine import cpu_flags, cpu_model, fastest_cpu_training
+from machine import cpu_flags, cpu_model, fastest_cpu_precision
 from stages import REPO_ROOT, Results, end_sitting, logger, run_command, start_sitting
 
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
@@ -113,28 +113,25 @@ def kept_steps(args: argparse.Namespace) -> list[int]:
 def training_settings(args: argparse.Namespace, stage: dict[str, Any]) -> tuple[str, bool]:
     """``(precision, jit_compile)`` of the pretraining run, chosen once and kept for every later sitting.
 
-    ``--precision auto`` (and ``--jit-compile`` left unset) take the fastest settings measured on a CPU
-    like this one (``bench/machine.py``); the first sitting records the choice and the CPU, so a run
-    continued on another machine keeps its settings, and an explicit flag that contradicts them is refused.
+    ``--precision auto`` takes the fastest precision measured on a CPU like this one
+    (``bench/machine.py``); XLA is off unless asked for. The first sitting records the choice and the
+    CPU, so a run continued on another machine keeps its settings, and a flag that contradicts them
+    is refused.
     """
-    chosen = stage.get("precision"), stage.get("jit_compile")
-    if chosen[0] is None:
-        auto_precision, auto_jit, why = fastest_cpu_training(cpu_flags())
-        precision = auto_precision if args.precision == "auto" else args.precision
-        jit_compile = auto_jit if args.jit_compile is None and args.precision == "auto" else bool(args.jit_compile)
-        stage |= {"precision": precision, "jit_compile": jit_compile, "first_sitting_cpu": cpu_model()}
-        if args.precision == "auto":
-            stage["precision_choice"] = f"{precision}, XLA {'on' if jit_compile else 'off'}: {why}"
+    if "precision" not in stage:
+        precision, why = fastest_cpu_precision(cpu_flags()) if args.precision == "auto" else (args.precision, "")
+        stage |= {"precision": precision, "jit_compile": bool(args.jit_compile), "first_sitting_cpu": cpu_model()}
+        if why:
+            stage["precision_choice"] = f"{precision}: {why}"
             log(f"--precision auto: {stage['precision_choice']}")
-        return precision, jit_compile
-    asked = (None if args.precision == "auto" else args.precision, args.jit_compile)
-    for name, wanted, kept in zip(("--precision", "--jit-compile"), asked, chosen, strict=True):
-        if wanted is not None and wanted != kept:
+    asked = {"precision": None if args.precision == "auto" else args.precision, "jit_compile": args.jit_compile}
+    for key, wanted in asked.items():
+        if wanted is not None and wanted != stage[key]:
             raise SystemExit(
-                f"error: {name} {wanted} differs from the {kept} this pretraining run started with; "
-                "continue it as it began, or use another --work-dir and --results"
+                f"error: --{key.replace('_', '-')} {wanted} differs from the {stage[key]} this pretraining run "
+                "started with; continue it as it began, or use another --work-dir and --results"
             )
-    return chosen
+    return stage["precision"], stage["jit_compile"]
 
 
 def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path:
@@ -242,7 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="XLA for pretraining (default: off).",
+        help="XLA for pretraining (default: off, or as the run began).",
     )
     parser.add_argument(
         "--keep-fractions",

@@ -40,9 +40,9 @@ def cpu_flags() -> frozenset[str]:
     return frozenset((_cpuinfo_field("flags") or "").split())
 
 
-def fastest_cpu_training(flags: frozenset[str]) -> tuple[str, bool, str]:
-    """``(precision, jit_compile, why)``: the fastest pretraining settings measured on a CPU with ``flags``."""
+def fastest_cpu_precision(flags: frozenset[str]) -> tuple[str, str]:
+    """``(precision, why)``: the fastest pretraining precision measured on a CPU with ``flags``."""
     found = sorted(BFLOAT16_MATMUL_FLAGS & flags)
     if found:
-        return "mixed_bfloat16", False, f"the CPU has bfloat16 matmul instructions ({', '.join(found)})"
-    return "float32", False, "the CPU has no bfloat16 matmul instructions (AVX512_BF16 or AMX)"
+        return "mixed_bfloat16", f"the CPU has bfloat16 matmul instructions ({', '.join(found)})"
+    return "float32", "the CPU has no bfloat16 matmul instructions (AVX512_BF16 or AMX)"
