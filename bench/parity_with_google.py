@@ -287,7 +287,7 @@ def summary(results: Results, step: int) -> str:
     return "\n".join(lines)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--google-code-dir", type=Path, help="A checkout of google-research/electra.")
     parser.add_argument("--google-python", type=Path, help="Python of a venv with tensorflow-cpu 2.15 and tf-slim.")
@@ -301,7 +301,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--configs", default="aggressive,stable", help="Comma-separated: aggressive, stable.")
     parser.add_argument("--codes", default="google,electra_tf", help="Comma-separated: google, electra_tf.")
     parser.add_argument("--report", action="store_true", help="Only print the summary tables.")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.report and "google" in args.codes and not (args.google_code_dir and args.google_python):
         parser.error("--google-code-dir and --google-python are needed to run Google's code (see --help)")
     if not args.report and not args.corpus.is_file():
@@ -309,8 +309,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     results = Results(args.results, {"runs": {}})
     if not args.report:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
