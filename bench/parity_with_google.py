@@ -65,6 +65,7 @@ METRICS = (
     ("masked_lm_accuracy", "MLM accuracy"),
     ("sampled_masked_lm_accuracy", "sampled-token accuracy"),
 )
+METRIC_KEYS = [key for key, _ in METRICS]
 # Makes Google's ``from tensorflow.contrib import layers`` resolve to tf-slim's layers (the same
 # layer_norm with the same variable names), then runs its run_pretraining.py unchanged.
 GOOGLE_LAUNCHER = """\
@@ -287,6 +288,22 @@ def summary(results: Results, step: int) -> str:
     return "\n".join(lines)
 
 
+def run_table(results: Results) -> str:
+    """Markdown: every finished run's wall time and its held-out disc AUC and MLM accuracy at each scored step."""
+    lines = ["| run | train wall time | load average at the end | disc AUC by step | MLM accuracy by step |"]
+    lines.append("|---|---:|---:|---|---|")
+    for name, record in sorted(results.values["runs"].items()):
+        if "train_wall_s" not in record:
+            continue
+        steps = sorted(record.get("eval", {}), key=int)
+        by_step = {key: " / ".join(f"{record['eval'][step][key]:.3f}" for step in steps) for key in METRIC_KEYS}
+        lines.append(
+            f"| {name} | {record['train_wall_s'] / 60:.0f} min | {record['load_average_1min']:.1f} "
+            f"| {by_step['disc_auc']} ({'/'.join(steps)}) | {by_step['masked_lm_accuracy']} |"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--google-code-dir", type=Path, help="A checkout of google-research/electra.")
@@ -321,6 +338,7 @@ def main(argv: list[str] | None = None) -> None:
                 for code in args.codes.split(","):
                     score(args, results, data_dir, code, config, seed)
     print(summary(results, args.num_train_steps))
+    print("\nEvery finished run:\n\n" + run_table(results))
     scored = {name: sorted(record.get("eval", {}), key=int) for name, record in results.values["runs"].items()}
     print("\nScored steps: " + json.dumps(scored))
 

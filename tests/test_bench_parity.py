@@ -68,7 +68,7 @@ class FakeCommands:
         elif "--do-eval" in command:
             code, seed = re.search(r"/(google|electra_tf)/seed(\d+)/", flags["init-checkpoint"]).groups()
             auc = (0.6 if code == "google" else 0.5) + int(seed) / 100
-            metrics = {key: auc for key, _ in parity_with_google.METRICS}
+            metrics = dict.fromkeys(parity_with_google.METRIC_KEYS, auc)
             Path(flags["model-dir"]).mkdir(parents=True, exist_ok=True)
             (Path(flags["model-dir"]) / "eval_results.json").write_text(json.dumps(metrics))
         else:
@@ -141,6 +141,7 @@ def test_every_run_trained_and_scored_once_then_nothing_again(fake, tmp_path, ca
     table = capsys.readouterr().out
     assert "| google | 3 | 0.620 ± 0.010 (0.610–0.630) |" in table
     assert "| electra_tf | 3 | 0.520 ± 0.010 (0.510–0.530) |" in table
+    assert "| 0.620 / 0.620 (2/4) | 0.620 / 0.620 |" in table.split("| stable/google/seed2 |")[1].splitlines()[0]
 
     done = len(commands.commands)
     parity_with_google.main(argv)
