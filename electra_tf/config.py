@@ -23,6 +23,8 @@ MODEL_SIZES = ("small", "base", "large")
 DEFAULT_MODEL_SIZE = "small"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 OPTIMIZERS = ("adamw", "lamb")
+MASKING_MODES = ("distinct", "google")
+"""Masked positions: distinct candidates (default), or Google's draws with replacement, duplicates averaged."""
 ACTIVATIONS = ("gelu", "relu", "tanh")
 
 
@@ -173,6 +175,8 @@ class PretrainingConfig:
     # Masking and the two losses.
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = None
+    masking: str = "distinct"
+    """How masked positions are drawn: "distinct" candidates, or "google" (with replacement, duplicates averaged)."""
     gen_weight: float = 1.0
     disc_weight: float = 50.0
     generator_hidden_size: float = 0.25
@@ -211,6 +215,8 @@ class PretrainingConfig:
             raise UserError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.masking not in MASKING_MODES:
+            raise UserError(f"masking must be one of {MASKING_MODES}, got {self.masking!r}.")
         if not 0.0 < self.mask_prob < 1.0:
             raise UserError(f"mask_prob must be in (0, 1), got {self.mask_prob}.")
         for name in ("generator_hidden_size", "generator_layers", "temperature", "learning_rate"):

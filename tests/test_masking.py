@@ -1,4 +1,5 @@
-"""Dynamic masking and sampling: counts, excluded tokens, distinct positions, 85/15, labels, determinism."""
+"""Dynamic masking and sampling: counts, excluded tokens, distinct positions (or Google's draws with
+replacement), 85/15, labels, determinism."""
 
 import numpy as np
 import pytest
@@ -33,9 +34,9 @@ def _rows(lengths, seq_length=32, seed=0):
     return ids, mask
 
 
-def _mask(ids, mask, mask_prob=0.15, max_predictions=5, step=0, first_example=0):
+def _mask(ids, mask, mask_prob=0.15, max_predictions=5, step=0, first_example=0, masking="distinct"):
     keys = StepKeys.derive(7, tf.constant(step, tf.int64), first_example + tf.range(ids.shape[0]))
-    return mask_batch(tf.constant(ids), tf.constant(mask), SPECIAL, mask_prob, max_predictions, keys)
+    return mask_batch(tf.constant(ids), tf.constant(mask), SPECIAL, mask_prob, max_predictions, keys, masking)
 
 
 def test_count_is_googles_rounded_share_of_real_tokens_half_to_even():
@@ -61,9 +62,37 @@ def test_positions_are_distinct_real_candidates_and_weights_mark_the_count():
         np.testing.assert_array_equal(result.target_ids.numpy()[row][weights[row] > 0], ids[row, chosen])
 
 
-def test_a_row_of_only_cls_and_sep_masks_nothing():
+def test_googles_masking_draws_candidates_with_replacement_and_keeps_its_count():
+    ids, mask = _rows([32, 20, 7, 3] * 8, seed=1)
+    result = _mask(ids, mask, mask_prob=0.3, max_predictions=9, masking="google")
+    positions, weights = result.positions.numpy(), result.weights.numpy()
+    # Google's count, not capped by the candidates: a 3-token row ([CLS] x [SEP]) draws its one candidate.
+    np.testing.assert_array_equal(weights.sum(1), num_to_predict(tf.constant(mask), 0.3, 9).numpy())
+    repeats = 0
+    for row in range(len(ids)):
+        chosen = positions[row][weights[row] > 0]
+        repeats += len(chosen) - len(set(chosen.tolist()))
+        assert mask[row, chosen].all()
+        assert not np.isin(ids[row, chosen], [SPECIAL.cls_id, SPECIAL.sep_id, SPECIAL.mask_id]).any()
+        np.testing.assert_array_equal(result.target_ids.numpy()[row][weights[row] > 0], ids[row, chosen])
+    assert repeats > 0
+
+
+def test_googles_masking_masks_about_13_8_percent_of_a_full_row():
+    # 19 draws among 126 candidates leave 126·(1 − (125/126)^19) ≈ 17.69 distinct positions: 13.8% of 128.
+    ids, mask = _rows([128] * 2000, seq_length=128, seed=5)
+    result = _mask(ids, mask, max_predictions=19, masking="google")
+    chosen = scatter_slots(result.weights > 0, result.positions, 128).numpy()
+    expected = 126 * (1 - (125 / 126) ** 19)
+    assert abs(chosen.sum(1).mean() - expected) < 0.05, chosen.sum(1).mean()  # σ of the mean ≈ 0.025
+    frequencies = np.bincount(result.positions.numpy().ravel(), minlength=128)[1:127] / result.positions.numpy().size
+    assert np.abs(frequencies - 1 / 126).max() < 0.3 / 126, frequencies  # uniform over the candidates
+
+
+@pytest.mark.parametrize("masking", ["distinct", "google"])
+def test_a_row_of_only_cls_and_sep_masks_nothing(masking):
     ids, mask = _rows([2, 12])
-    result = _mask(ids, mask)
+    result = _mask(ids, mask, masking=masking)
     assert result.weights.numpy()[0].sum() == 0
     np.testing.assert_array_equal(result.masked_ids.numpy()[0], ids[0])
 
@@ -106,13 +135,22 @@ def test_replacements_are_written_only_at_selected_slots():
     assert out.numpy().tolist() == [[10, 11, 12, 90, 14]]
 
 
+def test_a_position_drawn_twice_gets_the_floor_of_the_mean_as_in_googles_scatter_update():
+    ids = tf.constant([[10, 11, 12, 13, 14]])
+    positions, selected = tf.constant([[3, 3, 1, 2]]), tf.constant([[True, True, True, False]])
+    out = replace_at_slots(ids, positions, tf.constant([[90, 95, 7, 50]]), selected)
+    assert out.numpy().tolist() == [[10, 7, 12, 92, 14]]
+
+
 def test_labels_mark_only_replacements_that_differ_from_the_original():
-    # The pretrainer's rule: label = chosen & (sampled != original); a correct sample is "real".
-    positions = tf.constant([[1, 3, 0]])
-    targets = tf.constant([[11, 13, 0]])
-    sampled = tf.constant([[11, 99, 7]])
-    chosen = tf.constant([[True, True, False]])
-    labels = scatter_slots(chosen & (sampled != targets), positions, 5).numpy()
+    # The pretrainer's rule: label = written & (written id != original); a correct sample, or two
+    # samples whose mean is the original, is "real".
+    ids = tf.constant([[10, 11, 12, 13, 14]])
+    positions = tf.constant([[1, 3, 2, 2, 0]])
+    sampled = tf.constant([[11, 99, 8, 16, 7]])
+    chosen = tf.constant([[True, True, True, True, False]])
+    fake = replace_at_slots(ids, positions, sampled, chosen)
+    labels = (scatter_slots(chosen, positions, 5) & (fake != ids)).numpy()
     assert labels.tolist() == [[False, False, False, True, False]]
 
 

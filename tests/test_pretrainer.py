@@ -87,8 +87,9 @@ def test_the_small_keras_model_has_the_published_parameter_count():
     assert generator + shared == 4_580_928
 
 
-def test_loss_is_googles_weighted_sum_of_masked_means():
-    config = tiny()
+@pytest.mark.parametrize("masking", ["distinct", "google"])
+def test_loss_is_googles_weighted_sum_of_masked_means(masking):
+    config = tiny(masking=masking)
     model = ElectraPretrainer(config, SPECIAL)
     data = {k: tf.constant(v) for k, v in batch().items()}
     keys = StepKeys.derive(config.seed, tf.constant(5, tf.int64), tf.range(8))

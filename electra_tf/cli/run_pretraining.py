@@ -15,6 +15,7 @@ from absl import flags
 from electra_tf.cli.common import flag, run_main
 from electra_tf.config import (
     DEFAULT_MODEL_SIZE,
+    MASKING_MODES,
     MODEL_SIZES,
     OPTIMIZERS,
     PRECISIONS,
@@ -80,6 +81,14 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("eval-batch-size", None, f"Global batch for evaluation. {_default('eval_batch_size')}")
 flags.DEFINE_float("learning-rate", None, f"Peak learning rate. {_default('learning_rate')}")
 flags.DEFINE_enum("optimizer", None, list(OPTIMIZERS), "adamw (Google's Adam) or lamb for very large batches.")
+flags.DEFINE_enum(
+    "masking",
+    None,
+    list(MASKING_MODES),
+    "How the masked positions of a row are drawn. distinct: a random set of distinct tokens, exactly mask_prob "
+    "of the row. google: Google's draws with replacement (repeats averaged: about 13.8% masked at 15%), to "
+    "reproduce its runs. " + _default("masking"),
+)
 flags.DEFINE_integer(
     "gradient-accumulation-steps",
     None,
@@ -136,6 +145,7 @@ CONFIG_FLAGS = (
     "eval-batch-size",
     "learning-rate",
     "optimizer",
+    "masking",
     "gradient-accumulation-steps",
     "save-checkpoints-steps",
     "keep-checkpoint-max",

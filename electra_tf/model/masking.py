@@ -4,9 +4,11 @@ See docs/algorithm.md#masking and docs/algorithm.md#sampling-and-labels for the 
 
 Deliberate deviation from Google (its issue #41, documented in the README): Google draws the N
 masked positions *with replacement* and averages duplicated updates, so about 7% of draws are
-wasted and ~1% of positions get an arbitrary averaged id. Here the positions of a row are a
-uniformly random set of *distinct* candidates (top-k of random scores), so exactly
-``num_to_predict`` distinct tokens are masked. Everything else follows Google: the count is
+wasted and ~1% of positions get an arbitrary averaged id. By default (``masking="distinct"``) the
+positions of a row are a uniformly random set of *distinct* candidates (top-k of random scores), so
+exactly ``num_to_predict`` distinct tokens are masked; ``masking="google"`` draws them with
+replacement and averages duplicates as Google does, to reproduce its runs. Everything else follows
+Google: the count is
 ``max(1, min(N, round_half_even(mask_prob · Σ input_mask)))``, [CLS]/[SEP]/[MASK]/padding are never
 chosen, 85% of the chosen positions become [MASK] and 15% keep their token, and the discriminator
 label of a position is 1 only where the sampled token differs from the original.
@@ -94,6 +96,24 @@ def candidates_mask(input_ids: tf.Tensor, input_mask: tf.Tensor, special: Specia
     return tf.cast(input_mask, tf.bool) & ~is_special
 
 
+def masked_slot_counts(
+    input_ids: tf.Tensor,
+    input_mask: tf.Tensor,
+    special: SpecialIds,
+    mask_prob: float,
+    max_predictions: int,
+    masking: str,
+) -> tf.Tensor:
+    """Slots with weight 1 per row ``[B]``: Google's count, capped by the candidates for distinct
+    positions (a row with fewer candidates masks all of them); with replacement only a row without
+    any candidate masks nothing."""
+    available = tf.reduce_sum(tf.cast(candidates_mask(input_ids, input_mask, special), tf.int32), axis=-1)
+    count = num_to_predict(input_mask, mask_prob, max_predictions)
+    if masking == "google":
+        return tf.where(available > 0, count, 0)
+    return tf.minimum(count, available)
+
+
 def mask_batch(
     input_ids: tf.Tensor,
     input_mask: tf.Tensor,
@@ -101,17 +121,18 @@ def mask_batch(
     mask_prob: float,
     max_predictions: int,
     keys: StepKeys,
+    masking: str = "distinct",
 ) -> MaskedBatch:
-    """Choose distinct positions per row and build the generator's masked input.
-
-    A row with fewer candidates than its count masks all of them.
-    """
+    """Choose the positions of each row (``masking``: "distinct" or "google", see the module's
+    docstring) and build the generator's masked input."""
     seq_length = input_ids.shape[1]
     candidates = candidates_mask(input_ids, input_mask, special)
-    scores = tf.where(candidates, counter_random.uniform(keys.positions, [seq_length]), -1.0)
-    _, positions = tf.math.top_k(scores, k=max_predictions, sorted=True)
-    available = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=-1)
-    count = tf.minimum(num_to_predict(input_mask, mask_prob, max_predictions), available)
+    if masking == "google":
+        positions = draw_with_replacement(candidates, keys.positions, max_predictions)
+    else:
+        scores = tf.where(candidates, counter_random.uniform(keys.positions, [seq_length]), -1.0)
+        _, positions = tf.math.top_k(scores, k=max_predictions, sorted=True)
+    count = masked_slot_counts(input_ids, input_mask, special, mask_prob, max_predictions, masking)
     weights = tf.sequence_mask(count, max_predictions, dtype=tf.float32)
     target_ids = tf.gather(input_ids, positions, batch_dims=1) * tf.cast(weights, input_ids.dtype)
 
@@ -121,6 +142,17 @@ def mask_batch(
     return MaskedBatch(masked_ids=masked_ids, positions=positions, target_ids=target_ids, weights=weights)
 
 
+def draw_with_replacement(candidates: tf.Tensor, key: tf.Tensor, num_slots: int) -> tf.Tensor:
+    """Positions ``[B, N]`` drawn independently and uniformly from each row's candidates (bool ``[B, S]``),
+    as Google's ``tf.random.categorical`` over them: repeats happen. A row without candidates gets 0s."""
+    available = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=-1, keepdims=True)
+    draws = counter_random.uniform(key, [num_slots]) * tf.cast(available, tf.float32)
+    ranks = tf.minimum(tf.cast(draws, tf.int32), tf.maximum(available - 1, 0))  # [B, N]: which candidate
+    candidate_rank = tf.cumsum(tf.cast(candidates, tf.int32), axis=-1) - 1  # [B, S]
+    is_drawn = (candidate_rank[:, None, :] == ranks[:, :, None]) & candidates[:, None, :]
+    return tf.argmax(tf.cast(is_drawn, tf.int32), axis=-1, output_type=tf.int32)
+
+
 def scatter_slots(selected: tf.Tensor, positions: tf.Tensor, seq_length: int) -> tf.Tensor:
     """Bool ``[B, S]``: True at the positions of the selected slots (``selected``/``positions`` ``[B, N]``)."""
     one_hot = tf.one_hot(positions, seq_length, on_value=True, off_value=False, dtype=tf.bool)
@@ -128,12 +160,16 @@ def scatter_slots(selected: tf.Tensor, positions: tf.Tensor, seq_length: int) ->
 
 
 def replace_at_slots(ids: tf.Tensor, positions: tf.Tensor, values: tf.Tensor, selected: tf.Tensor) -> tf.Tensor:
-    """``ids`` with ``values[b, n]`` written at ``positions[b, n]`` for every selected slot (positions distinct)."""
+    """``ids`` with ``values[b, n]`` written at ``positions[b, n]`` for every selected slot.
+
+    A position written by several slots (only with ``masking="google"``) gets the floor of their
+    values' mean, as Google's ``scatter_update`` does: usually an arbitrary token.
+    """
     seq_length = ids.shape[1]
     one_hot = tf.one_hot(positions, seq_length, dtype=ids.dtype) * tf.cast(selected, ids.dtype)[:, :, None]
     written = tf.reduce_sum(one_hot * values[:, :, None], axis=1)
-    touched = tf.reduce_sum(one_hot, axis=1) > 0
-    return tf.where(touched, written, ids)
+    writes = tf.reduce_sum(one_hot, axis=1)
+    return tf.where(writes > 0, tf.math.floordiv(written, tf.maximum(writes, 1)), ids)
 
 
 def gumbel_sample(logits: tf.Tensor, temperature: float, key: tf.Tensor) -> tf.Tensor:

@@ -48,10 +48,9 @@ from electra_tf.model.masking import (
     MaskedBatch,
     SpecialIds,
     StepKeys,
-    candidates_mask,
     gumbel_sample,
     mask_batch,
-    num_to_predict,
+    masked_slot_counts,
     replace_at_slots,
     scatter_slots,
 )
@@ -253,7 +252,9 @@ class ElectraPretrainer(keras.Model):
         """Mask the batch, run the generator, and write its samples at the chosen positions."""
         config = self.config
         input_ids, input_mask, segment_ids = (batch[name] for name in FEATURES)
-        masked = mask_batch(input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, keys)
+        masked = mask_batch(
+            input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, keys, config.masking
+        )
         with self.noise.keys_for_pass(keys.generator_dropout):
             embedded = self.embeddings(masked.masked_ids, segment_ids, training=training)
             generator_hidden = self.generator(embedded, input_mask, training=training)
@@ -265,14 +266,14 @@ class ElectraPretrainer(keras.Model):
         sampled = gumbel_sample(sampling_logits, config.temperature, keys.sampling)
         chosen = masked.weights > 0
         fake_ids = replace_at_slots(input_ids, masked.positions, sampled, chosen)
-        replaced = scatter_slots(chosen & (sampled != masked.target_ids), masked.positions, input_ids.shape[1])
+        replaced = scatter_slots(chosen, masked.positions, input_ids.shape[1]) & (fake_ids != input_ids)
         return Corruption(masked, mlm_logits, sampled, fake_ids, tf.cast(replaced, tf.float32))
 
     def step_denominators(self, input_ids: tf.Tensor, input_mask: tf.Tensor) -> StepDenominators:
         """This replica's masked-slot and real-token counts (deterministic: no random draw needed)."""
-        available = tf.reduce_sum(tf.cast(candidates_mask(input_ids, input_mask, self.special), tf.int32), -1)
-        count = tf.minimum(
-            num_to_predict(input_mask, self.config.mask_prob, self.config.max_predictions_per_seq), available
+        config = self.config
+        count = masked_slot_counts(
+            input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, config.masking
         )
         return StepDenominators(
             masked=tf.cast(tf.reduce_sum(count), tf.float32),
