@@ -65,7 +65,6 @@ METRICS = (
     ("masked_lm_accuracy", "MLM accuracy"),
     ("sampled_masked_lm_accuracy", "sampled-token accuracy"),
 )
-METRIC_KEYS = [key for key, _ in METRICS]
 # Makes Google's ``from tensorflow.contrib import layers`` resolve to tf-slim's layers (the same
 # layer_norm with the same variable names), then runs its run_pretraining.py unchanged.
 GOOGLE_LAUNCHER = """\
@@ -296,10 +295,13 @@ def run_table(results: Results) -> str:
         if "train_wall_s" not in record:
             continue
         steps = sorted(record.get("eval", {}), key=int)
-        by_step = {key: " / ".join(f"{record['eval'][step][key]:.3f}" for step in steps) for key in METRIC_KEYS}
+        auc, mlm = (
+            " / ".join(f"{record['eval'][step][key]:.3f}" for step in steps)
+            for key in ("disc_auc", "masked_lm_accuracy")
+        )
         lines.append(
             f"| {name} | {record['train_wall_s'] / 60:.0f} min | {record['load_average_1min']:.1f} "
-            f"| {by_step['disc_auc']} ({'/'.join(steps)}) | {by_step['masked_lm_accuracy']} |"
+            f"| {auc} ({'/'.join(steps)}) | {mlm} |"
         )
     return "\n".join(lines)
 

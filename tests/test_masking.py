@@ -14,6 +14,7 @@ from electra_tf.model.masking import (
     mask_batch,
     num_to_predict,
     replace_at_slots,
+    replacement_labels,
     scatter_slots,
 )
 
@@ -143,14 +144,13 @@ def test_a_position_drawn_twice_gets_the_floor_of_the_mean_as_in_googles_scatter
 
 
 def test_labels_mark_only_replacements_that_differ_from_the_original():
-    # The pretrainer's rule: label = written & (written id != original); a correct sample, or two
-    # samples whose mean is the original, is "real".
+    # A correct sample, or two samples whose mean is the original, is "real".
     ids = tf.constant([[10, 11, 12, 13, 14]])
     positions = tf.constant([[1, 3, 2, 2, 0]])
     sampled = tf.constant([[11, 99, 8, 16, 7]])
     chosen = tf.constant([[True, True, True, True, False]])
     fake = replace_at_slots(ids, positions, sampled, chosen)
-    labels = (scatter_slots(chosen, positions, 5) & (fake != ids)).numpy()
+    labels = replacement_labels(ids, fake, positions, chosen).numpy()
     assert labels.tolist() == [[False, False, False, True, False]]
 
 

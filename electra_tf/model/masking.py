@@ -97,17 +97,12 @@ def candidates_mask(input_ids: tf.Tensor, input_mask: tf.Tensor, special: Specia
 
 
 def masked_slot_counts(
-    input_ids: tf.Tensor,
-    input_mask: tf.Tensor,
-    special: SpecialIds,
-    mask_prob: float,
-    max_predictions: int,
-    masking: str,
+    candidates: tf.Tensor, input_mask: tf.Tensor, mask_prob: float, max_predictions: int, masking: str
 ) -> tf.Tensor:
-    """Slots with weight 1 per row ``[B]``: Google's count, capped by the candidates for distinct
-    positions (a row with fewer candidates masks all of them); with replacement only a row without
-    any candidate masks nothing."""
-    available = tf.reduce_sum(tf.cast(candidates_mask(input_ids, input_mask, special), tf.int32), axis=-1)
+    """Slots with weight 1 per row ``[B]`` (``candidates``: :func:`candidates_mask`): Google's count,
+    capped by the candidates for distinct positions (a row with fewer candidates masks all of them);
+    with replacement only a row without any candidate masks nothing."""
+    available = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=-1)
     count = num_to_predict(input_mask, mask_prob, max_predictions)
     if masking == "google":
         return tf.where(available > 0, count, 0)
@@ -132,7 +127,7 @@ def mask_batch(
     else:
         scores = tf.where(candidates, counter_random.uniform(keys.positions, [seq_length]), -1.0)
         _, positions = tf.math.top_k(scores, k=max_predictions, sorted=True)
-    count = masked_slot_counts(input_ids, input_mask, special, mask_prob, max_predictions, masking)
+    count = masked_slot_counts(candidates, input_mask, mask_prob, max_predictions, masking)
     weights = tf.sequence_mask(count, max_predictions, dtype=tf.float32)
     target_ids = tf.gather(input_ids, positions, batch_dims=1) * tf.cast(weights, input_ids.dtype)
 
@@ -170,6 +165,14 @@ def replace_at_slots(ids: tf.Tensor, positions: tf.Tensor, values: tf.Tensor, se
     written = tf.reduce_sum(one_hot * values[:, :, None], axis=1)
     writes = tf.reduce_sum(one_hot, axis=1)
     return tf.where(writes > 0, tf.math.floordiv(written, tf.maximum(writes, 1)), ids)
+
+
+def replacement_labels(
+    original_ids: tf.Tensor, fake_ids: tf.Tensor, positions: tf.Tensor, selected: tf.Tensor
+) -> tf.Tensor:
+    """The discriminator's labels, bool ``[B, S]``: True where a selected slot wrote a token that differs
+    from the original (a correct sample, or repeats whose mean is the original, count as real)."""
+    return scatter_slots(selected, positions, original_ids.shape[1]) & (fake_ids != original_ids)
 
 
 def gumbel_sample(logits: tf.Tensor, temperature: float, key: tf.Tensor) -> tf.Tensor:

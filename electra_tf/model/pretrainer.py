@@ -48,11 +48,12 @@ from electra_tf.model.masking import (
     MaskedBatch,
     SpecialIds,
     StepKeys,
+    candidates_mask,
     gumbel_sample,
     mask_batch,
     masked_slot_counts,
     replace_at_slots,
-    scatter_slots,
+    replacement_labels,
 )
 from electra_tf.model.metrics import (
     AUC,
@@ -266,14 +267,15 @@ class ElectraPretrainer(keras.Model):
         sampled = gumbel_sample(sampling_logits, config.temperature, keys.sampling)
         chosen = masked.weights > 0
         fake_ids = replace_at_slots(input_ids, masked.positions, sampled, chosen)
-        replaced = scatter_slots(chosen, masked.positions, input_ids.shape[1]) & (fake_ids != input_ids)
+        replaced = replacement_labels(input_ids, fake_ids, masked.positions, chosen)
         return Corruption(masked, mlm_logits, sampled, fake_ids, tf.cast(replaced, tf.float32))
 
     def step_denominators(self, input_ids: tf.Tensor, input_mask: tf.Tensor) -> StepDenominators:
         """This replica's masked-slot and real-token counts (deterministic: no random draw needed)."""
         config = self.config
+        candidates = candidates_mask(input_ids, input_mask, self.special)
         count = masked_slot_counts(
-            input_ids, input_mask, self.special, config.mask_prob, config.max_predictions_per_seq, config.masking
+            candidates, input_mask, config.mask_prob, config.max_predictions_per_seq, config.masking
         )
         return StepDenominators(
             masked=tf.cast(tf.reduce_sum(count), tf.float32),
