@@ -8,7 +8,8 @@ the benchmark can be continued after an interruption, in several sittings):
 2. ``pretrain``: ELECTRA-small's architecture (or ``--hparams``) for ``--pretrain-steps`` steps of
    ``--train-batch-size`` x 128 tokens, a checkpoint and a held-out evaluation at each of
    ``--keep-fractions`` of the run (``run_pretraining.py`` resumes by itself when interrupted; the wall
-   time adds up the sittings, each counted up to its last checkpoint).
+   time adds up the sittings, each counted up to its last checkpoint; a checkpoint every
+   ``--checkpoint-every-steps`` bounds what a sitting cut short loses).
 3. ``export``: each kept checkpoint as a Hugging Face directory (``export_to_hf.py``).
 4. ``probe``: the frozen-encoder probe (``run_finetuning.py --freeze-encoder``) on ``--probe-task``
    (``ud_pos``) for every kept checkpoint and for random init of the same architecture, ``--seeds`` seeds.
@@ -102,6 +103,12 @@ def build_records(args: argparse.Namespace, results: Results) -> Path:
     return data_dir
 
 
+def checkpoint_interval(first_kept_step: int, at_most: int) -> int:
+    """The largest divisor of ``first_kept_step`` not above ``at_most``: every kept step is a checkpoint,
+    and a sitting killed between checkpoints loses fewer than ``at_most`` steps."""
+    return max(step for step in range(1, min(first_kept_step, at_most) + 1) if first_kept_step % step == 0)
+
+
 def kept_steps(args: argparse.Namespace) -> list[int]:
     """The steps whose checkpoints are kept, scored and fine-tuned."""
     steps = sorted({max(1, round(fraction * args.pretrain_steps)) for fraction in args.keep_fractions})
@@ -144,6 +151,7 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
     every = steps[0] if all(step % steps[0] == 0 for step in steps) else 0
     if not every:
         raise SystemExit(f"error: the kept steps {steps} must be multiples of the first one")
+    checkpoint_every = checkpoint_interval(every, args.checkpoint_every_steps)
     log(f"pretraining for {args.pretrain_steps} steps, keeping steps {steps}")
     precision, jit_compile = training_settings(args, stage)
     command = [
@@ -159,8 +167,8 @@ def pretrain(args: argparse.Namespace, results: Results, data_dir: Path) -> Path
         f"--train-batch-size={args.train_batch_size}",
         f"--precision={precision}",
         f"--jit-compile={str(jit_compile).lower()}",
-        f"--save-checkpoints-steps={every}",
-        f"--keep-checkpoint-max={len(range(every, args.pretrain_steps + 1, every)) + 1}",
+        f"--save-checkpoints-steps={checkpoint_every}",
+        f"--keep-checkpoint-max={args.pretrain_steps // checkpoint_every + 1}",
         f"--eval-every-steps={every}",
         f"--num-eval-steps={EVAL_BATCHES}",
         f"--eval-batch-size={EVAL_BATCH_SIZE}",
@@ -246,6 +254,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda text: [float(part) for part in text.split(",")],
         default=[0.25, 0.5, 1.0],
         help="Fractions of the run whose checkpoints are scored and fine-tuned.",
+    )
+    parser.add_argument(
+        "--checkpoint-every-steps",
+        type=int,
+        default=250,
+        help="Pretraining checkpoint interval, at most (the largest divisor of the first kept step not above "
+        "it), so that a sitting cut short loses at most this many steps; every checkpoint is kept.",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(

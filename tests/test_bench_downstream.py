@@ -367,3 +367,10 @@ def test_an_interrupted_sitting_counts_up_to_its_last_checkpoint(tmp_path, monke
     assert stages.start_sitting(record, [checkpoint]) == 2  # starts at 5000
     assert record["sittings"][0] == {"start": 1000.0, "end": 1300.0}
     assert stages.end_sitting(record) == 300.0 + 100.0  # the steps after 1300 were trained again
+
+
+def test_pretraining_checkpoints_divide_the_kept_steps_and_never_exceed_the_asked_interval():
+    assert downstream.checkpoint_interval(1500, 250) == 250
+    assert downstream.checkpoint_interval(1500, 400) == 375
+    assert downstream.checkpoint_interval(4, 250) == 4
+    assert downstream.checkpoint_interval(7, 5) == 1
