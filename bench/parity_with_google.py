@@ -14,6 +14,9 @@ identical for every model: Google's checkpoints are read through ``--init-checkp
 electra_tf's through a Hugging Face export of the checkpoint and the same flag.
 
 Google's code sets no random seed, so its "seeds" are repeated runs; electra_tf's runs use ``--seed N``.
+An ablation is electra_tf with one switch turned to Google's way (``electra_tf_google_masking``:
+``--masking google``); name it in ``--codes`` (``--codes electra_tf_google_masking --seeds 1``) to measure
+what that one difference does to learning, with the same seeds as electra_tf's own runs.
 
 Set-up of Google's side, once (its code is not part of this project and is never committed)::
 
@@ -50,6 +53,9 @@ from stages import REPO_ROOT, Results, end_sitting, logger, run_command, start_s
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "corpus" / "es_general_100mb.txt"
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "parity_results.json"
 CODES = ("google", "electra_tf")
+# electra_tf with one switch turned to Google's way, to measure what that difference does to learning
+# (runs only when named in ``--codes``; the tables show them only once they have runs).
+ABLATIONS = {"electra_tf_google_masking": ["--masking=google"]}
 CONFIGS = {
     "aggressive": {"learning_rate": 1e-3, "num_warmup_steps": 100},
     "stable": {"learning_rate": 3e-4, "num_warmup_steps": 500},
@@ -193,6 +199,7 @@ def train(args: argparse.Namespace, results: Results, data_dir: Path, code: str,
             f"--save-checkpoints-steps={args.save_every}",
             f"--keep-checkpoint-max={args.num_train_steps // args.save_every + 1}",
             f"--seed={seed}",
+            *ABLATIONS.get(code, []),
         ]
     pattern = "model.ckpt-*.index" if code == "google" else "ckpt-*.index"
     sitting = start_sitting(record, checkpoints.glob(pattern))
@@ -266,12 +273,14 @@ def summary(results: Results, step: int) -> str:
         )
         lines.append("| code | runs | " + " | ".join(label for _, label in METRICS) + " | train wall time |")
         lines.append("|---|---:|" + "---:|" * (len(METRICS) + 1))
-        for code in CODES:
+        for code in (*CODES, *ABLATIONS):
             runs = [
                 record
                 for name, record in sorted(results.values["runs"].items())
                 if name.startswith(f"{config}/{code}/") and str(step) in record.get("eval", {})
             ]
+            if not runs and code in ABLATIONS:
+                continue
             if not runs:
                 lines.append(f"| {code} | 0 | " + " | ".join("not run" for _ in METRICS) + " | |")
                 continue
@@ -318,10 +327,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save-every", type=int, default=500, help="Checkpoint (and score) every N steps.")
     parser.add_argument("--seeds", type=int, default=3, help="Runs per code and config.")
     parser.add_argument("--configs", default="aggressive,stable", help="Comma-separated: aggressive, stable.")
-    parser.add_argument("--codes", default="google,electra_tf", help="Comma-separated: google, electra_tf.")
+    parser.add_argument(
+        "--codes",
+        default="google,electra_tf",
+        help=f"Comma-separated: google, electra_tf, or an ablation of electra_tf ({', '.join(ABLATIONS)}).",
+    )
     parser.add_argument("--report", action="store_true", help="Only print the summary tables.")
     args = parser.parse_args(argv)
-    if not args.report and "google" in args.codes and not (args.google_code_dir and args.google_python):
+    unknown = set(args.codes.split(",")) - {*CODES, *ABLATIONS}
+    if unknown:
+        parser.error(f"--codes: unknown {', '.join(sorted(unknown))} (known: {', '.join((*CODES, *ABLATIONS))})")
+    if not args.report and "google" in args.codes.split(",") and not (args.google_code_dir and args.google_python):
         parser.error("--google-code-dir and --google-python are needed to run Google's code (see --help)")
     if not args.report and not args.corpus.is_file():
         parser.error(f"--corpus {args.corpus} not found (pass a Spanish plain-text corpus)")

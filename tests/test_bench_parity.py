@@ -37,8 +37,8 @@ def trainings(commands: list[list[str]]) -> list[str]:
 
 class FakeCommands:
     """Writes what each sub-process would; a scored model's disc AUC is 0.6 + seed/100 for Google's
-    runs and 0.5 + seed/100 for electra_tf's; ``fail_training`` names a run killed after its first
-    checkpoint."""
+    runs, 0.5 + seed/100 for electra_tf's and 0.7 + seed/100 for an ablation's; ``fail_training`` names
+    a run killed after its first checkpoint."""
 
     def __init__(self) -> None:
         self.commands: list[list[str]] = []
@@ -66,8 +66,8 @@ class FakeCommands:
             (Path(flags["output-dir"]) / "discriminator").mkdir(parents=True)
             (Path(flags["output-dir"]) / "discriminator" / "config.json").write_text("{}")
         elif "--do-eval" in command:
-            code, seed = re.search(r"/(google|electra_tf)/seed(\d+)/", flags["init-checkpoint"]).groups()
-            auc = (0.6 if code == "google" else 0.5) + int(seed) / 100
+            code, seed = re.search(r"/(google|electra_tf\w*)/seed(\d+)/", flags["init-checkpoint"]).groups()
+            auc = {"google": 0.6, "electra_tf": 0.5}.get(code, 0.7) + int(seed) / 100
             metrics = {key: auc for key, _ in parity_with_google.METRICS}
             Path(flags["model-dir"]).mkdir(parents=True, exist_ok=True)
             (Path(flags["model-dir"]) / "eval_results.json").write_text(json.dumps(metrics))
@@ -176,3 +176,22 @@ def test_a_missing_score_is_computed_again_and_a_code_without_runs_says_not_run(
     again = commands.commands[before:]
     assert len(again) == 1 and "--do-eval" in again[0] and "model.ckpt-4" in flags_of(again[0])["init-checkpoint"]
     assert "| electra_tf | 0 | not run |" in capsys.readouterr().out
+
+
+def test_an_ablation_trains_electra_tf_with_its_one_switch_and_gets_its_own_row(fake, tmp_path, capsys):
+    commands, argv = fake
+    parity_with_google.main([*argv, "--seeds=1", "--codes=electra_tf"])
+    assert "electra_tf_google_masking" not in capsys.readouterr().out  # no row before it has runs
+    before = len(commands.commands)
+    parity_with_google.main([*argv, "--seeds=1", "--codes=electra_tf_google_masking"])
+    trained = [command for command in commands.commands[before:] if "--do-eval" not in command]
+    assert trainings(trained) == [f"{config}/electra_tf_google_masking/seed1" for config in ("aggressive", "stable")]
+    plain = next(command for command in commands.commands[:before] if command[1].endswith("run_pretraining.py"))
+    ablated = next(command for command in trained if command[1].endswith("run_pretraining.py"))
+    assert [part for part in ablated if part not in plain and "model-dir" not in part] == ["--masking=google"]
+    table = capsys.readouterr().out
+    assert "| electra_tf | 1 | 0.510 ± 0.000 (0.510–0.510) |" in table
+    assert "| electra_tf_google_masking | 1 | 0.710 ± 0.000 (0.710–0.710) |" in table
+    with pytest.raises(SystemExit):
+        parity_with_google.main([*argv, "--codes=electra_tf,nonsense"])
+    assert "--codes: unknown nonsense" in capsys.readouterr().err
