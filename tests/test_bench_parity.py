@@ -186,8 +186,8 @@ def test_an_ablation_trains_electra_tf_with_its_one_switch_and_gets_its_own_row(
     parity_with_google.main([*argv, "--seeds=1", "--codes=electra_tf_google_masking"])
     trained = [command for command in commands.commands[before:] if "--do-eval" not in command]
     assert trainings(trained) == [f"{config}/electra_tf_google_masking/seed1" for config in ("aggressive", "stable")]
-    plain = next(command for command in commands.commands[:before] if command[1].endswith("run_pretraining.py"))
-    ablated = next(command for command in trained if command[1].endswith("run_pretraining.py"))
+    plain = next(command for command in commands.commands[:before] if trainings([command]))
+    ablated = trained[0]
     assert [part for part in ablated if part not in plain and "model-dir" not in part] == ["--masking=google"]
     table = capsys.readouterr().out
     assert "| electra_tf | 1 | 0.510 ± 0.000 (0.510–0.510) |" in table
