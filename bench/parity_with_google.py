@@ -263,6 +263,13 @@ def score(args: argparse.Namespace, results: Results, data_dir: Path, code: str,
         results.save()
 
 
+def mean_and_spread(values: list[float]) -> str:
+    """``mean ± sample sd (min–max)``; one run has no spread, so it is shown alone."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
 def summary(results: Results, step: int) -> str:
     """Markdown: mean ± sample standard deviation (and min-max) per config and code at ``step``."""
     lines = []
@@ -286,9 +293,7 @@ def summary(results: Results, step: int) -> str:
                 continue
             cells = []
             for key, _ in METRICS:
-                values = [run["eval"][str(step)][key] for run in runs]
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f} ({min(values):.3f}–{max(values):.3f})")
+                cells.append(mean_and_spread([run["eval"][str(step)][key] for run in runs]))
             walls = [run["train_wall_s"] for run in runs]
             lines.append(
                 f"| {code} | {len(runs)} | " + " | ".join(cells) + f" | {statistics.mean(walls) / 60:.1f} min |"

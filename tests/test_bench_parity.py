@@ -190,8 +190,8 @@ def test_an_ablation_trains_electra_tf_with_its_one_switch_and_gets_its_own_row(
     ablated = trained[0]
     assert [part for part in ablated if part not in plain and "model-dir" not in part] == ["--masking=google"]
     table = capsys.readouterr().out
-    assert "| electra_tf | 1 | 0.510 ± 0.000 (0.510–0.510) |" in table
-    assert "| electra_tf_google_masking | 1 | 0.710 ± 0.000 (0.710–0.710) |" in table
+    assert "| electra_tf | 1 | 0.510 |" in table
+    assert "| electra_tf_google_masking | 1 | 0.710 |" in table
     with pytest.raises(SystemExit):
         parity_with_google.main([*argv, "--codes=electra_tf,nonsense"])
     assert "--codes: unknown nonsense" in capsys.readouterr().err
