@@ -10,6 +10,7 @@ full-size Spanish models, for context only.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,10 @@ def table(results: dict[str, Any], steps: list[int], tasks: list[str], probe_tas
         "",
         *notes(results, tasks, probe_task, peer_task, steps),
         "",
+        "Requirements, checked on the runs above (one whose runs are missing is not measured, never met):",
+        "",
+        *requirements(results, steps, tasks, probe_task, peer_task),
+        "",
         PUBLISHED_NOTE,
         "",
         markdown(
@@ -122,6 +127,112 @@ def notes(results: dict[str, Any], tasks: list[str], probe_task: str, peer_task:
     for stage, sizing in sorted(results.get("sizing", {}).items()):
         lines.append(f"- {stage} sizing: {', '.join(f'{key} {value}' for key, value in sizing.items())}.")
     return lines
+
+
+def width(entry: dict[str, Any]) -> float:
+    """The spread of a run over its seeds (max − min)."""
+    return entry["max"] - entry["min"]
+
+
+Point = tuple[str, dict[str, Any] | None]
+"""A model's label ("random init", "step N") and its run's entry (None: no entry)."""
+
+
+def points(results: dict[str, Any], stage: str, task: str, steps: list[int]) -> list[Point]:
+    """Random init, then each step, for one stage and task."""
+    return [
+        ("random init" if step is None else f"step {step}", entry_of(results, stage, task, model_name(step)))
+        for step in [None, *steps]
+    ]
+
+
+def unfinished(name: str, series: list[Point]) -> list[str]:
+    """The labels of the points of ``series`` whose run has not finished."""
+    return [f"{name} {label}" for label, entry in series if not entry or "median" not in entry]
+
+
+def verdict(checks: list[tuple[bool, str]], missing: list[str]) -> str:
+    """Says "met" when every check holds (with each check's figures), "not measured" when a run is missing."""
+    if missing:
+        return f"not measured (no result: {', '.join(missing)})"
+    return f"{'met' if all(holds for holds, _ in checks) else 'NOT met'}: {'; '.join(text for _, text in checks)}"
+
+
+def beats(better: Point, worse: Point) -> tuple[bool, str]:
+    """Whether ``better``'s median exceeds ``worse``'s by more than the larger of their spreads."""
+    margin, larger = better[1]["median"] - worse[1]["median"], max(width(better[1]), width(worse[1]))
+    return margin > larger, f"{better[0]} {100 * margin:+.1f} points over {worse[0]} (larger spread {100 * larger:.1f})"
+
+
+def changes(series: list[Point], within_spread: bool) -> list[tuple[bool, str]]:
+    """Each point's median against the previous one's: it must rise, or (``within_spread``) fall by no
+    more than the larger of the two spreads."""
+    checks = []
+    for before, after in itertools.pairwise(series):
+        change, larger = after[1]["median"] - before[1]["median"], max(width(before[1]), width(after[1]))
+        holds = change >= -larger if within_spread else change > 0
+        checks.append((holds, f"{before[0]} → {after[0]} {100 * change:+.1f}"))
+    return checks
+
+
+def probe_requirement(probe: list[Point]) -> str:
+    """Every checkpoint's probe beats random init's by more than the spread, and rises with steps."""
+    missing = unfinished("probe", probe)
+    checks = [] if missing else [*(beats(point, probe[0]) for point in probe[1:]), *changes(probe[1:], False)]
+    return f"- frozen probe beats random init by more than the spread and rises with steps: {verdict(checks, missing)}"
+
+
+def finetune_requirement(finetuned: dict[str, list[Point]]) -> str:
+    """The last checkpoint's median beats random init's by more than the larger spread on every task."""
+    ends = {task: [series[0], series[-1]] for task, series in finetuned.items()}
+    missing = [label for task, pair in ends.items() for label in unfinished(task, pair)]
+    checks = (
+        []
+        if missing
+        else [(holds, f"{task}: {text}") for task, pair in ends.items() for holds, text in [beats(pair[1], pair[0])]]
+    )
+    return (
+        f"- full fine-tuning: the last checkpoint beats random init by more than the spread: {verdict(checks, missing)}"
+    )
+
+
+def monotone_requirement(curves_by_name: dict[str, list[Point]]) -> str:
+    """No score falls from one measured pretraining step to the next by more than the spread."""
+    measured = {name: [p for p in series if p[1] and "median" in p[1]] for name, series in curves_by_name.items()}
+    missing = [f"{name} (fewer than 2 points)" for name, series in measured.items() if len(series) < 2]
+    checks = (
+        []
+        if missing
+        else [(holds, f"{name}: {text}") for name, series in measured.items() for holds, text in changes(series, True)]
+    )
+    return f"- the score does not fall as pretraining steps grow (within spread): {verdict(checks, missing)}"
+
+
+def peer_requirement(peer: dict[str, Any] | None, peer_task: str) -> str:
+    """electra_tf's and Hugging Face's medians on the same checkpoint differ by no more than the larger spread."""
+    if peer and "median" in peer:
+        gap, larger = 100 * peer["median_gap_to_electra_tf"], 100 * peer["larger_spread"]
+        check = verdict(
+            [(peer["agrees_within_spread"], f"median gap {gap:.1f} points, larger spread {larger:.1f}")], []
+        )
+    else:
+        check = verdict([], [f"peer {peer_task}"])
+    return f"- electra_tf's and Hugging Face's fine-tuning of the last checkpoint agree within spread: {check}"
+
+
+def requirements(
+    results: dict[str, Any], steps: list[int], tasks: list[str], probe_task: str, peer_task: str
+) -> list[str]:
+    """The benchmark's four requirements on the outcome, each met, NOT met or not measured, with its figures."""
+    probe = points(results, "probe", probe_task, steps)
+    finetuned = {task: points(results, "finetune", task, steps) for task in tasks}
+    peer = entry_of(results, "peer", peer_task, model_name(steps[-1])) if steps else None
+    return [
+        probe_requirement(probe),
+        finetune_requirement(finetuned),
+        monotone_requirement({f"probe {probe_task}": probe, **{f"finetune {t}": s for t, s in finetuned.items()}}),
+        peer_requirement(peer, peer_task),
+    ]
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:

@@ -13,6 +13,7 @@ cores (each fine-tuning run starts TensorFlow).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -374,3 +375,53 @@ def test_pretraining_checkpoints_divide_the_kept_steps_and_never_exceed_the_aske
     assert downstream.checkpoint_interval(1500, 400) == 375
     assert downstream.checkpoint_interval(4, 250) == 4
     assert downstream.checkpoint_interval(7, 5) == 1
+
+
+def requirement_lines(tmp_path: Path) -> dict[str, str]:
+    """The report's requirement lines, by their first words."""
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    verdict = re.compile(r": (?:met|NOT met|not measured)\b")
+    return {verdict.split(line)[0][2:]: line for line in table.splitlines() if verdict.search(line)}
+
+
+def test_the_report_checks_each_requirement_with_its_figures(fake, tmp_path):
+    _, argv = fake
+    downstream.main(argv)
+    lines = requirement_lines(tmp_path)
+    assert len(lines) == 4 and all(": met: " in line for line in lines.values())
+    probe = lines["frozen probe beats random init by more than the spread and rises with steps"]
+    assert "step 10 +10.0 points over random init (larger spread 0.2)" in probe and "step 10 → step 20 +10.0" in probe
+    results = load(tmp_path)
+    results["finetune"]["ud_pos"]["step20"] |= {"median": 0.35, "min": 0.34, "max": 0.36}  # falls below step 10
+    results["peer"]["conll2002_ner"]["step20"]["agrees_within_spread"] = False
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    downstream.main([*argv, "--stages=report"])
+    lines = requirement_lines(tmp_path)
+    assert ": NOT met: " in lines["the score does not fall as pretraining steps grow (within spread)"]
+    assert (
+        "finetune ud_pos: step 10 → step 20 -5.3"
+        in lines["the score does not fall as pretraining steps grow (within spread)"]
+    )
+    assert (
+        ": NOT met: " in lines["electra_tf's and Hugging Face's fine-tuning of the last checkpoint agree within spread"]
+    )
+    assert ": met: " in lines["full fine-tuning: the last checkpoint beats random init by more than the spread"]
+
+
+def test_a_requirement_whose_runs_are_missing_is_not_measured(fake, tmp_path):
+    _, argv = fake
+    downstream.main([*argv, "--stages=probe,report"])
+    lines = requirement_lines(tmp_path)
+    assert ": met: " in lines["frozen probe beats random init by more than the spread and rises with steps"]
+    for name, missing in (
+        (
+            "full fine-tuning: the last checkpoint beats random init by more than the spread",
+            "conll2002_ner random init",
+        ),
+        ("the score does not fall as pretraining steps grow (within spread)", "finetune ud_pos (fewer than 2 points)"),
+        (
+            "electra_tf's and Hugging Face's fine-tuning of the last checkpoint agree within spread",
+            "peer conll2002_ner",
+        ),
+    ):
+        assert ": not measured (no result: " in lines[name] and missing in lines[name]
