@@ -119,3 +119,18 @@ def write_pretrained_model(root: Path, vocab_file: Path, export: bool = False) -
     directory.save_config(config)
     directory.save_vocab(vocab_file)
     return export_model_dir(directory.path, root / "hf") if export else directory.path
+
+
+UPOS = {"el": "DET", "la": "DET", "de": "ADP", "en": "ADP", "con": "ADP", "vive": "VERB", "trabaja": "VERB"}
+UPOS |= {"y": "CCONJ", "casa": "NOUN", "ciudad": "NOUN", "muy": "ADV", "grande": "ADJ"}
+
+
+def write_conllu(path: Path, count: int, seed: int) -> None:
+    """A CoNLL-U file: names and cities PROPN, the other words their part of speech."""
+    lines = []
+    for sentence in tagged_sentences(count, seed):
+        for index, (word, tag) in enumerate(sentence, start=1):
+            upos = "PROPN" if tag != "O" else UPOS[word]
+            lines.append("\t".join([str(index), word, word.lower(), upos, "_", "_", "0", "root", "_", "_"]))
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

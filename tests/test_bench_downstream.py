@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from finetune_fixtures import tagged_sentences, write_column_file
+from finetune_fixtures import tagged_sentences, write_column_file, write_conllu
 
 from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
 
@@ -36,19 +36,6 @@ TINY = {
         "intermediate_size": 64,
     },
 }
-UPOS = {"el": "DET", "la": "DET", "de": "ADP", "en": "ADP", "con": "ADP", "vive": "VERB", "trabaja": "VERB"}
-UPOS |= {"y": "CCONJ", "casa": "NOUN", "ciudad": "NOUN", "muy": "ADV", "grande": "ADJ"}
-
-
-def write_conllu(path: Path, count: int, seed: int) -> None:
-    """A CoNLL-U file: names and cities PROPN, the other words their part of speech."""
-    lines = []
-    for sentence in tagged_sentences(count, seed):
-        for index, (word, tag) in enumerate(sentence, start=1):
-            upos = "PROPN" if tag != "O" else UPOS[word]
-            lines.append("\t".join([str(index), word, word.lower(), upos, "_", "_", "0", "root", "_", "_"]))
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_labeled(root: Path) -> Path:
