@@ -44,6 +44,8 @@ from electra_tf.model_dir import ModelDirectory
 from electra_tf.tokenization import Tokenizer, Vocab
 
 TOLERANCE = 1e-5
+"""Absolute and relative: TensorFlow's and PyTorch's float32 kernels sum in different orders, and how they
+differ depends on the CPU (on an AMD EPYC the generator's largest logits differed by 1.3e-5)."""
 
 
 @pytest.fixture(scope="module", params=["default_run", "cased_run"])
@@ -87,7 +89,7 @@ def test_discriminator_logits_match_the_keras_model(run):
     )
     real = mask == 1
     assert np.abs(expected[real]).max() > 1.0  # far from trivial weights
-    np.testing.assert_allclose(actual[real], expected[real], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(actual[real], expected[real], atol=TOLERANCE, rtol=TOLERANCE)
 
 
 def test_generator_logits_match_the_keras_model(run):
@@ -95,7 +97,7 @@ def test_generator_logits_match_the_keras_model(run):
     expected = run.model.generator_logits(ids, mask, segments).numpy()
     actual = hf_logits(ElectraForMaskedLM.from_pretrained(run.export_dir / "generator").eval(), ids, mask, segments)
     real = mask == 1
-    np.testing.assert_allclose(actual[real], expected[real], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(actual[real], expected[real], atol=TOLERANCE, rtol=TOLERANCE)
 
 
 def test_generator_output_layer_is_tied_to_the_word_embeddings(run):
