@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hf_finetuning import discriminator_dir
 from transformers import AutoTokenizer, ElectraConfig, ElectraModel
 
 from electra_tf.finetune.conllu import read_conllu
@@ -34,11 +35,6 @@ from electra_tf.finetune.examples import TaggedSentence
 
 TRAIN_FILE, TEST_FILE = "es_ancora-ud-dev.conllu", "es_ancora-ud-test.conllu"
 """AnCora as the shared data ships it (dev and test only): the probe trains on dev, as the benchmark does."""
-
-
-def discriminator_dir(model_dir: Path) -> Path:
-    """``model_dir`` or its ``discriminator/`` folder (an export's root)."""
-    return model_dir / "discriminator" if (model_dir / "discriminator" / "config.json").exists() else model_dir
 
 
 def load_encoder(model_dir: Path, random_init: bool, seed: int) -> ElectraModel:
