@@ -45,6 +45,11 @@ def spread(scores: list[float]) -> dict[str, Any]:
     return {"scores": scores, "median": statistics.median(scores), "min": min(scores), "max": max(scores)}
 
 
+def width(entry: dict[str, Any]) -> float:
+    """The range (max − min) of a run's scores over its seeds."""
+    return entry["max"] - entry["min"]
+
+
 def check_settings(entry: dict[str, Any], settings: dict[str, Any], where: str) -> bool:
     """Whether ``entry`` is a finished run with ``settings``; stops if it was made with others."""
     if "median" not in entry:
@@ -183,7 +188,7 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
     theirs = json.loads(output.read_text(encoding="utf-8"))
     scores = spread([trial["test"]["score"] for trial in theirs["trials"]])
     gap = abs(scores["median"] - ours["median"])
-    larger_spread = max(scores["max"] - scores["min"], ours["max"] - ours["min"])
+    larger_spread = max(width(scores), width(ours))
     entry.clear()
     entry |= {
         "settings": settings,

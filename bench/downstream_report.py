@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from downstream_finetuning import model_name
+from downstream_finetuning import model_name, width
 from plot_curves import WIDTH, panel, write_svg
 
 NOT_RUN = "not run"
@@ -39,6 +39,11 @@ def cell(entry: dict[str, Any] | None) -> str:
     return f"{100 * entry['median']:.1f} ({100 * entry['min']:.1f}–{100 * entry['max']:.1f})"
 
 
+def model_label(step: int | None) -> str:
+    """How the report names the model of ``step`` (None: random init)."""
+    return "random init" if step is None else f"step {step}"
+
+
 def entry_of(results: dict[str, Any], stage: str, task: str, name: str) -> dict[str, Any] | None:
     return results.get(stage, {}).get(task, {}).get(name)
 
@@ -51,7 +56,7 @@ def table(results: dict[str, Any], steps: list[int], tasks: list[str], probe_tas
     for step in [None, *steps]:
         name = model_name(step)
         auc = held_out.get(str(step), {}).get("disc_auc") if step is not None else None
-        label = "random init" if step is None else f"step {step}"
+        label = model_label(step)
         rows.append(
             [
                 label,
@@ -129,21 +134,13 @@ def notes(results: dict[str, Any], tasks: list[str], probe_task: str, peer_task:
     return lines
 
 
-def width(entry: dict[str, Any]) -> float:
-    """The spread of a run over its seeds (max − min)."""
-    return entry["max"] - entry["min"]
-
-
 Point = tuple[str, dict[str, Any] | None]
 """A model's label ("random init", "step N") and its run's entry (None: no entry)."""
 
 
 def points(results: dict[str, Any], stage: str, task: str, steps: list[int]) -> list[Point]:
     """Random init, then each step, for one stage and task."""
-    return [
-        ("random init" if step is None else f"step {step}", entry_of(results, stage, task, model_name(step)))
-        for step in [None, *steps]
-    ]
+    return [(model_label(step), entry_of(results, stage, task, model_name(step))) for step in [None, *steps]]
 
 
 def unfinished(name: str, series: list[Point]) -> list[str]:
@@ -175,6 +172,11 @@ def changes(series: list[Point], within_spread: bool) -> list[tuple[bool, str]]:
     return checks
 
 
+def named(name: str, check: tuple[bool, str]) -> tuple[bool, str]:
+    """``check`` with its figures prefixed by what was checked."""
+    return check[0], f"{name}: {check[1]}"
+
+
 def probe_requirement(probe: list[Point]) -> str:
     """Every checkpoint's probe beats random init's by more than the spread, and rises with steps."""
     missing = unfinished("probe", probe)
@@ -186,11 +188,7 @@ def finetune_requirement(finetuned: dict[str, list[Point]]) -> str:
     """The last checkpoint's median beats random init's by more than the larger spread on every task."""
     ends = {task: [series[0], series[-1]] for task, series in finetuned.items()}
     missing = [label for task, pair in ends.items() for label in unfinished(task, pair)]
-    checks = (
-        []
-        if missing
-        else [(holds, f"{task}: {text}") for task, pair in ends.items() for holds, text in [beats(pair[1], pair[0])]]
-    )
+    checks = [] if missing else [named(task, beats(last, first)) for task, (first, last) in ends.items()]
     return (
         f"- full fine-tuning: the last checkpoint beats random init by more than the spread: {verdict(checks, missing)}"
     )
@@ -200,11 +198,7 @@ def monotone_requirement(curves_by_name: dict[str, list[Point]]) -> str:
     """No score falls from one measured pretraining step to the next by more than the spread."""
     measured = {name: [p for p in series if p[1] and "median" in p[1]] for name, series in curves_by_name.items()}
     missing = [f"{name} (fewer than 2 points)" for name, series in measured.items() if len(series) < 2]
-    checks = (
-        []
-        if missing
-        else [(holds, f"{name}: {text}") for name, series in measured.items() for holds, text in changes(series, True)]
-    )
+    checks = [] if missing else [named(name, c) for name, series in measured.items() for c in changes(series, True)]
     return f"- the score does not fall as pretraining steps grow (within spread): {verdict(checks, missing)}"
 
 
