@@ -24,9 +24,9 @@ the benchmark can be continued after an interruption, in several sittings):
 Stages 4–6 keep one entry per (task, model) run with its seeds, median and spread (min–max); a run
 with an entry is skipped, one without (never finished, or interrupted) runs again. The budget
 actually spent (steps, examples seen, wall time) and the held-out pretraining metrics at each kept
-checkpoint are recorded with the pretraining stage, and what was left out (tasks, checkpoints,
-examples, epochs) under ``sizing``. A run that has not finished has no entry: the report says
-"not run", never a default number. ``--stages`` runs a subset (the earlier stages must have run).
+checkpoint are recorded with the pretraining stage; the report reads what ran, and with which
+settings, from the finished entries of every sitting. A run that has not finished has no entry: the
+report says "not run", never a default number. ``--stages`` runs a subset (the earlier stages must have run).
 
     python bench/downstream.py                                        # everything, or continue
     python bench/downstream.py --stages probe,report --seeds 5        # one stage again, sized
@@ -304,29 +304,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def record_sizing(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -> None:
-    """What this invocation's downstream stages left out, kept with the results (the last sitting's)."""
-    common = {
-        "skipped_steps": sorted(args.skip_steps),
-        "max_train_examples": args.max_train_examples or "all",
-        "num_train_epochs": args.num_train_epochs,
-    }
-    stages = {
-        "probe": {"task": args.probe_task, "seeds": args.seeds, **common},
-        "finetune": {
-            "tasks": args.tasks,
-            "tasks_not_run": [task for task in downstream_finetuning.TASK_FOLDERS if task not in args.tasks],
-            "seeds": args.num_trials,
-            **common,
-        },
-        "peer": {"task": args.peer_task, "step": max(exports) if exports else None, "seeds": args.num_trials},
-    }
-    for stage, sizing in stages.items():
-        if stage in args.stages:
-            results.section("sizing", stage).update(sizing)
-    results.save()
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -342,7 +319,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     downstream = [stage for stage in ("probe", "finetune", "peer") if stage in args.stages]
     if downstream and not exports:
         raise SystemExit("error: no exported checkpoint to fine-tune: run the data, pretrain and export stages first")
-    record_sizing(args, results, exports)
     for stage in downstream:
         getattr(downstream_finetuning, stage)(args, results, exports)
     if "report" in args.stages:

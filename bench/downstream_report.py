@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from downstream_finetuning import model_name, width
+from downstream_finetuning import RANDOM_INIT, TASK_FOLDERS, model_name, width
 from plot_curves import WIDTH, panel, write_svg
 
 NOT_RUN = "not run"
@@ -129,8 +129,38 @@ def notes(results: dict[str, Any], tasks: list[str], probe_task: str, peer_task:
             f"electra_tf {f'{ours:.1f}' if ours is not None else 'not measured'}, "
             f"Hugging Face {peer['hf_train_examples_per_second']:.1f}."
         )
-    for stage, sizing in sorted(results.get("sizing", {}).items()):
-        lines.append(f"- {stage} sizing: {', '.join(f'{key} {value}' for key, value in sizing.items())}.")
+    return lines + coverage(results)
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """A run's settings in words (a learning rate of None is the recipe's)."""
+    rate = settings["learning_rate"]
+    examples = settings["max_train_examples"]
+    return (
+        f"seeds {settings['seeds']}, {settings['num_train_epochs']} epochs, "
+        f"{f'first {examples} training examples' if examples else 'all training examples'}, "
+        f"learning rate {rate if rate is not None else 'of the recipe'}"
+    )
+
+
+def coverage(results: dict[str, Any]) -> list[str]:
+    """What each stage ran (models per task) and with which settings, read from its finished entries
+    over every sitting, and the tasks that no fine-tuning run covered."""
+    lines = []
+    for stage in ("probe", "finetune", "peer"):
+        for task, entries in sorted(results.get(stage, {}).items()):
+            finished = {name: entry for name, entry in entries.items() if "median" in entry}
+            by_settings: dict[str, list[str]] = {}
+            for name, entry in sorted(finished.items(), key=lambda item: item[1]["pretraining_step"]):
+                label = model_label(None if name == RANDOM_INIT else entry["pretraining_step"])
+                by_settings.setdefault(settings_text(entry["settings"]), []).append(label)
+            lines += [f"- {stage} {task} ran: {', '.join(labels)} ({text})." for text, labels in by_settings.items()]
+    tuned = {
+        task for task, entries in results.get("finetune", {}).items() if any("median" in e for e in entries.values())
+    }
+    untouched = [task for task in TASK_FOLDERS if task not in tuned]
+    if untouched:
+        lines.append(f"- finetune: not run on {', '.join(untouched)}.")
     return lines
 
 

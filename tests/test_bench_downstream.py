@@ -119,7 +119,6 @@ def test_every_stage_records_medians_spreads_and_notes(benchmark):
     assert peer["agrees_within_spread"] == (
         abs(peer["median"] - ours["median"]) <= max(peer["max"] - peer["min"], ours["max"] - ours["min"])
     )
-    assert results["sizing"]["finetune"]["tasks_not_run"] == ["ud_pos", "pharmaconer", "cantemist", "xnli"]
 
 
 @pytest.mark.slow
@@ -134,6 +133,10 @@ def test_the_report_table_and_picture(benchmark):
     assert rows["step 6, Hugging Face fine-tuning (PyTorch)"].count(NOT_RUN) == 1  # the probe column
     assert "| BETO-cased | 87.59 | 99.00 | — |" in table and "| bsc-bio-ehr-es | — | — | 89.13 |" in table
     assert table.index("published figures".capitalize()) > table.index("| step 6, Hugging Face")
+    recipe = "seeds [1, 2], 2 epochs, all training examples, learning rate of the recipe"
+    assert f"- finetune conll2002_ner ran: random init, step 3, step 6 ({recipe})." in table
+    assert f"- peer conll2002_ner ran: step 6 ({recipe})." in table
+    assert "- finetune: not run on ud_pos, pharmaconer, cantemist, xnli." in table
     svg = (root / "downstream.svg").read_text(encoding="utf-8")
     assert svg.startswith("<svg") and svg.count("<polyline") == 2  # the probe, conll2002_ner
     assert list((root / "work" / "tensorboard" / "probe_ud_pos").glob("events.*"))
@@ -298,9 +301,27 @@ def test_the_report_says_not_run_for_every_missing_result(fake, tmp_path):
     assert rows["random init"][2:] == ["—", NOT_RUN, NOT_RUN, "30.3 (30.2–30.4) |"]
     assert "step 10" not in rows  # skipped
     assert rows["step 20, Hugging Face fine-tuning (PyTorch)"][2:] == ["—", NOT_RUN, NOT_RUN, f"{NOT_RUN} |"]
-    assert "- probe sizing: task ud_pos, seeds 2, skipped_steps [10]" in table
+    assert (
+        "- probe ud_pos ran: random init, step 20 (seeds [1, 2], 2 epochs, all training examples, learning rate 0.01)."
+        in table
+    )
+    assert "- finetune: not run on conll2002_ner, ud_pos, pharmaconer, cantemist, xnli." in table
     svg = (tmp_path / "downstream.svg").read_text(encoding="utf-8")
     assert svg.count("<polyline") == 1 and "Full fine-tuning: no data" in svg
+
+
+def test_the_report_says_what_ran_in_every_sitting_with_its_settings(fake, tmp_path):
+    _, argv = fake
+    downstream.main([*argv, "--stages=finetune", "--tasks=conll2002_ner", "--skip-steps=10"])
+    downstream.main([*argv, "--stages=finetune", "--tasks=ud_pos", "--num-train-epochs=3"])
+    downstream.main([*argv, "--stages=report"])
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    assert rows["step 10"][3:5] == [NOT_RUN, "40.3 (40.2–40.4)"]
+    settings = "seeds [1, 2], {} epochs, all training examples, learning rate of the recipe"
+    assert f"- finetune conll2002_ner ran: random init, step 20 ({settings.format(2)})." in table
+    assert f"- finetune ud_pos ran: random init, step 10, step 20 ({settings.format(3)})." in table
+    assert "- finetune: not run on pharmaconer, cantemist, xnli." in table
 
 
 def test_the_peer_waits_for_electra_tfs_run_and_other_settings_are_refused(fake, tmp_path):
