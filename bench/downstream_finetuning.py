@@ -200,13 +200,15 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
         "median_gap_to_electra_tf": gap,
         "larger_spread": larger_spread,
         "agrees_within_spread": gap <= larger_spread,
-        "hf_train_examples_per_second": theirs["train_examples_per_second"],
-        "electra_tf_train_examples_per_second": electra_tf_speed(Path(ours["output_dir"])),
-        "speeds_note": (
-            "training inputs (tagging windows) per second of the training loop; electra_tf's is the median of its "
-            "TensorBoard logging windows over all trials (null: no window of log_every_steps steps completed), "
-            "Hugging Face's the median over seeds of its loop's rate"
-        ),
+        "train_examples_per_second": {
+            "electra_tf": median_throughput(json.loads((Path(ours["output_dir"]) / "results.json").read_text())),
+            "hugging_face": median_throughput(theirs),
+            "what": (
+                "training inputs (tagging windows) per second of the training steps alone, over all epochs and "
+                "over the epochs after the first (which traces the step); both codes time their steps the same "
+                "way (electra_tf.finetune.throughput), median over seeds"
+            ),
+        },
         "notes": theirs["notes"],
         "output": str(output),
         "wall_s": round(wall, 1),
@@ -214,13 +216,12 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
     results.save()
 
 
-def electra_tf_speed(run_dir: Path) -> float | None:
-    """The median ``examples_per_second`` of a ``run_finetuning.py`` output's logging windows, or None."""
-    from plot_curves import read_scalars  # TensorFlow loads only for this
-
-    rates = [
-        value
-        for trial in sorted((run_dir / "logs").glob("trial_*"))
-        for _, value in read_scalars(trial / "train").get("examples_per_second", [])
-    ]
-    return statistics.median(rates) if rates else None
+def median_throughput(run: dict[str, Any]) -> dict[str, float | None]:
+    """A fine-tuning run's training throughput, median over its seeds' trials: examples/s over all
+    epochs and over the epochs after the first (None with one epoch). Both ``run_finetuning.py`` and
+    ``bench/hf_finetuning.py`` record it per trial with the same ``throughput_summary``."""
+    rates = [trial["training_throughput"] for trial in run["trials"]]
+    return {
+        key: statistics.median(rate[key] for rate in rates) if all(rate[key] is not None for rate in rates) else None
+        for key in ("examples_per_second", "examples_per_second_after_first_epoch")
+    }

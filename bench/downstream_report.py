@@ -120,16 +120,22 @@ def notes(results: dict[str, Any], tasks: list[str], probe_task: str, peer_task:
             lines += [f"- {stage} {task}: {note}" for note in sorted(said)]
     peer = entry_of(results, "peer", peer_task, model_name(steps[-1])) if steps else None
     if peer and "median" in peer:
-        ours = peer["electra_tf_train_examples_per_second"]
+        speeds = peer["train_examples_per_second"]
         gap = 100 * peer["median_gap_to_electra_tf"]
         lines.append(
             f"- peer ({peer_task}, step {steps[-1]}): median gap to electra_tf {gap:.1f} points, "
             f"larger spread {100 * peer['larger_spread']:.1f}: "
-            f"{'agree' if peer['agrees_within_spread'] else 'DISAGREE'} within spread; training examples/s: "
-            f"electra_tf {f'{ours:.1f}' if ours is not None else 'not measured'}, "
-            f"Hugging Face {peer['hf_train_examples_per_second']:.1f}."
+            f"{'agree' if peer['agrees_within_spread'] else 'DISAGREE'} within spread; training examples/s "
+            f"(all epochs / after the first): electra_tf {rates(speeds['electra_tf'])}, "
+            f"Hugging Face {rates(speeds['hugging_face'])}."
         )
     return lines + coverage(results)
+
+
+def rates(speed: dict[str, float | None]) -> str:
+    """A run's median training rates, all epochs / after the first ("—" where there is no later epoch)."""
+    keys = ("examples_per_second", "examples_per_second_after_first_epoch")
+    return " / ".join("—" if speed[key] is None else f"{speed[key]:.1f}" for key in keys)
 
 
 def settings_text(settings: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from finetune_fixtures import tagged_sentences, write_column_file, write_conllu
 
 from electra_tf import REPO_ROOT, SAMPLE_CORPUS_DIR
+from electra_tf.finetune.throughput import throughput_summary
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 import downstream
@@ -115,7 +117,8 @@ def test_every_stage_records_medians_spreads_and_notes(benchmark):
     peer = results["peer"]["conll2002_ner"]["step6"]
     ours = results["finetune"]["conll2002_ner"]["step6"]
     assert peer["settings"]["seeds"] == ours["settings"]["seeds"] and peer["recipe"] == ours["hparams"]
-    assert peer["hf_train_examples_per_second"] > 0 and peer["electra_tf_train_examples_per_second"] > 0
+    for code in ("electra_tf", "hugging_face"):
+        assert all(rate > 0 for rate in peer["train_examples_per_second"][code].values())
     assert peer["agrees_within_spread"] == (
         abs(peer["median"] - ours["median"]) <= max(peer["max"] - peer["min"], ours["max"] - ours["min"])
     )
@@ -219,9 +222,15 @@ class FakeRuns:
         else:
             seeds = [int(seed) for seed in flags["seeds"].split(",")]
             output = Path(flags["output"])
-            extra = {"train_examples_per_second": 123.0}
+            extra = {}
+        rate = 20.0 if command[1].endswith("run_finetuning.py") else 30.0
         trials = [
-            {"seed": s, "dev": {"score": 0.4 + step / 100}, "test": {"score": 0.3 + step / 100 + s / 500}}
+            {
+                "seed": s,
+                "dev": {"score": 0.4 + step / 100},
+                "test": {"score": 0.3 + step / 100 + s / 500},
+                "training_throughput": throughput_summary(100, [100 / (rate + s), 100 / (rate + 2 * s)]),
+            }
             for s in seeds
         ]
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +279,15 @@ def test_each_run_once_with_the_same_recipe_for_the_peer_then_nothing_again(fake
         assert f"--{flag}={value}" in peer_command
     peer = results["peer"]["conll2002_ner"]["step20"]
     assert peer["median_gap_to_electra_tf"] == pytest.approx(0) and peer["agrees_within_spread"] is True
-    assert peer["electra_tf_train_examples_per_second"] is None  # no TensorBoard window: not measured
+    # Both codes' rates the same way: median over seeds 1, 2 of all epochs and of the epochs after the first.
+    speeds = peer["train_examples_per_second"]
+    overall = [2 / (1 / 21 + 1 / 22), 2 / (1 / 22 + 1 / 24)]  # seed s: epochs at 20 + s and 20 + 2s examples/s
+    assert speeds["electra_tf"]["examples_per_second"] == pytest.approx(statistics.median(overall))
+    assert speeds["electra_tf"]["examples_per_second_after_first_epoch"] == pytest.approx(23.0)
+    assert speeds["hugging_face"]["examples_per_second_after_first_epoch"] == pytest.approx(33.0)
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    ours = statistics.median(overall)
+    assert f"(all epochs / after the first): electra_tf {ours:.1f} / 23.0, Hugging Face 32.2 / 33.0." in table
     downstream.main(argv)
     assert len(runs.commands) == 10 and load(tmp_path) == results
 

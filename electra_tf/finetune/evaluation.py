@@ -9,7 +9,8 @@ it), scores them by the task's metric (:mod:`.scoring`) and writes them in the i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,17 +107,28 @@ def write_split_predictions(folder: Path, split: str, examples: list[Any], predi
 
 
 class KeepBestEpoch(keras.callbacks.Callback):
-    """After each epoch: score dev, log it, and keep a copy of the weights if it is the best so far."""
+    """After each epoch: score dev, log it, and keep a copy of the weights if it is the best so far.
 
-    def __init__(self, evaluator: SplitEvaluator, writer: tf.summary.SummaryWriter | None) -> None:
+    ``took`` receives the seconds each dev evaluation took (the training logger's ``leave_out``, so that
+    its throughput and ETA count training steps only).
+    """
+
+    def __init__(
+        self,
+        evaluator: SplitEvaluator,
+        writer: tf.summary.SummaryWriter | None,
+        took: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
         super().__init__()
         self.evaluator = evaluator
         self.writer = writer
+        self.took = took
         self.epochs: list[dict[str, Any]] = []
         self.best_epoch = 0
         self.weights: dict[str, np.ndarray] = {}
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        start = time.perf_counter()
         dev = self.evaluator.evaluate("dev")
         step = int(self.model.optimizer.iterations.numpy())
         # The logger resets the training metrics after each of its windows: the loss is the last window's.
@@ -133,6 +145,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
         if not self.weights or dev["score"] > self.epochs[self.best_epoch - 1]["dev"]["score"]:
             self.best_epoch = epoch + 1
             self.weights = network_weights(self.model.network)
+        self.took(time.perf_counter() - start)
 
 
 def _float(logs: dict[str, Any] | None, name: str) -> float | None:

@@ -302,7 +302,8 @@ def _run_trial(
         metric_names=LOGGED_METRICS,
         summary=finetuning_summary,
     )
-    best = KeepBestEpoch(evaluator, tf.summary.create_file_writer(str(logs / "dev")) if chief else None)
+    dev_writer = tf.summary.create_file_writer(str(logs / "dev")) if chief else None
+    best = KeepBestEpoch(evaluator, dev_writer, took=logger.leave_out)
     timer = TrainingStepTimer()
     logging.info(
         "Trial %d of %d (seed %d): %d epochs of %d steps, batch %d, lr %.3g, layer-wise decay %.2f, %s, XLA %s%s.",
