@@ -186,10 +186,10 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
     )
     wall = run_command(command, args.work_dir / "logs" / f"peer_{task}_{name}.log")
     theirs = json.loads(output.read_text(encoding="utf-8"))
+    ours_run = json.loads((Path(ours["output_dir"]) / "results.json").read_text(encoding="utf-8"))
     scores = spread([trial["test"]["score"] for trial in theirs["trials"]])
     gap = abs(scores["median"] - ours["median"])
     larger_spread = max(width(scores), width(ours))
-    ours_results = Path(ours["output_dir"]) / "results.json"
     entry.clear()
     entry |= {
         "settings": settings,
@@ -202,7 +202,7 @@ def peer(args: argparse.Namespace, results: Results, exports: dict[int, Path]) -
         "larger_spread": larger_spread,
         "agrees_within_spread": gap <= larger_spread,
         "train_examples_per_second": {
-            "electra_tf": median_throughput(json.loads(ours_results.read_text(encoding="utf-8"))),
+            "electra_tf": median_throughput(ours_run),
             "hugging_face": median_throughput(theirs),
             "what": (
                 "training inputs (tagging windows) per second of the training steps alone, over all epochs and "

@@ -117,7 +117,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
         self,
         evaluator: SplitEvaluator,
         writer: tf.summary.SummaryWriter | None,
-        took: Callable[[float], None] = lambda seconds: None,
+        took: Callable[[float], None],
     ) -> None:
         super().__init__()
         self.evaluator = evaluator
